@@ -1,0 +1,50 @@
+"""Shared fixtures. Tests run offline: no hub access, ever."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+BASE_SPEC: dict[str, Any] = {
+    "name": "t",
+    "task": "sequence-classification",
+    "model": {"demo": "minilm-l6"},
+    "data": {"demo": "bbc-news", "eval_fraction": 0.2, "max_length": 32},
+    "training": {"max_steps": 20, "eval_every": 10, "batch_size": 8},
+    "search": {
+        "num_samples": 4,
+        "max_concurrent": 2,
+        "scheduler": {"type": "asha", "grace_period": 10, "reduction_factor": 2},
+    },
+    "space": {
+        "r": {"choices": [4, 8]},
+        "alpha_ratio": {"low": 0.5, "high": 2.0},
+        "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True},
+    },
+}
+
+
+@pytest.fixture
+def base_spec() -> dict[str, Any]:
+    return copy.deepcopy(BASE_SPEC)
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def write(data: Any, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+        return path
+
+    return write
