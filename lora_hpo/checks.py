@@ -229,6 +229,7 @@ def check_search(
     yield from _at_least(tracking.top_k, 1, "tracking.top_k")
     yield from _at_least(monitor.norm_growth, 1, "monitor.norm_growth", strict=True)
     yield from _at_least(monitor.loss_blowup, 1, "monitor.loss_blowup", strict=True)
+    yield from _at_least(monitor.relative_norm, 0, "monitor.relative_norm", strict=True)
 
 
 # Each rule group with the top-level sections it reads: a group runs only when all of its

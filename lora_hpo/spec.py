@@ -144,6 +144,9 @@ class MonitorSpec:
     norm_growth: float = field(
         default=100.0, metadata=doc("diverged when adapter-norm max grows beyond this factor")
     )
+    relative_norm: float = field(
+        default=5.0, metadata=doc("diverged when any ‖s·BA‖ exceeds this factor of ‖W0‖")
+    )
     loss_blowup: float = field(
         default=4.0, metadata=doc("diverged when eval loss exceeds this factor of its first value")
     )

@@ -1,0 +1,68 @@
+"""Tiny random models and toy data written to disk, so the real from_pretrained /
+load_dataset paths run offline in seconds."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+WORDS = ["red", "blue", "green", "cat", "dog", "sun", "moon", "tree", "car", "fish"]
+
+
+def tiny_tokenizer() -> Any:
+    """A word-level tokenizer over the toy vocabulary (so a tiny model can learn fast)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {
+        w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", "[EOS]", "say", "then", *WORDS])
+    }
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+    )
+
+
+def write_tiny_llama(path: Path) -> Path:
+    """A 2-layer LlamaForCausalLM (hidden 64) with a word-level tokenizer, saved to ``path``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def write_copy_task(path: Path, n: int = 200) -> Path:
+    """JSON lines of a learnable task: the completion is the word after the prompt's last word
+    in a fixed cycle."""
+    rng = random.Random(0)
+    rows: list[dict[str, Any]] = []
+    for _ in range(n):
+        seq = rng.choices(WORDS, k=4)
+        nxt = WORDS[(WORDS.index(seq[-1]) + 1) % len(WORDS)]
+        rows.append({"prompt": "say " + " ".join(seq), "completion": " " + nxt})
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
