@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lora_hpo.errors import SpecError, UsageError
+from lora_hpo.table import format_table
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -43,13 +44,36 @@ def _show_space(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def _run(args: argparse.Namespace) -> int:
+    from lora_hpo.loader import load_spec
+
+    spec = load_spec(args.file, args.set)  # bad input fails here, before Ray starts
+    from lora_hpo.quiet import quiet_libraries
+
+    quiet_libraries()
+    from lora_hpo.summary import render
+    from lora_hpo.tuner import run_study
+
+    result = run_study(spec, storage_path=args.storage_path, address=args.address)
+    print(render(result))
+    return 0 if result.best is not None else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from lora_hpo.quiet import quiet_libraries
+
+    quiet_libraries()
+    from lora_hpo.summary import render
+    from lora_hpo.tuner import resume_study
+
+    result = resume_study(args.study, storage_path=args.storage_path, address=args.address)
+    print(render(result))
+    return 0 if result.best is not None else 1
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    p.add_argument("--storage-path", help="results root: a path or an s3:// / nfs URI")
 
 
 Command = Callable[[argparse.Namespace], int]
@@ -69,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_show_space)
+
+    p = sub.add_parser("run", help="run a study on Ray Tune and show its progress")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field, e.g. --set training.max_steps=50",
+    )
+    _add_cluster_flags(p)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("resume", help="continue a killed study")
+    p.add_argument("study", metavar="NAME_OR_PATH")
+    _add_cluster_flags(p)
+    p.set_defaults(func=_resume)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

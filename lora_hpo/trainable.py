@@ -241,6 +241,10 @@ def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
     """The Ray Tune function trainable: resumes from ``tune.get_checkpoint()`` when given."""
     from ray import tune
 
+    from lora_hpo.quiet import quiet_libraries
+
+    quiet_libraries()
+
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(metrics, checkpoint=ckpt)
