@@ -48,3 +48,49 @@ def write_spec(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory: Any) -> Path:
+    """A tiny random Llama and a learnable toy task on disk (built once per session)."""
+    from tests.tiny_models import write_copy_task, write_tiny_llama
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_tiny_llama(root / "model")
+    write_copy_task(root / "copy.jsonl")
+    return root
+
+
+def tiny_study(root: Path, **overrides: Any) -> dict[str, Any]:
+    """A study spec (as YAML data) over the tiny Llama: each trial trains in about a second."""
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "task": "causal-lm",
+        "model": {"path": str(root / "model")},
+        "data": {
+            "files": [str(root / "copy.jsonl")],
+            "prompt_field": "prompt",
+            "completion_field": "completion",
+            "eval_fraction": 0.2,
+            "max_length": 24,
+        },
+        "training": {"max_steps": 20, "eval_every": 5, "batch_size": 8},
+        "search": {
+            "num_samples": 4,
+            "max_concurrent": 2,
+            "scheduler": {"type": "asha", "grace_period": 5, "reduction_factor": 2},
+        },
+        "resources": {"cpu": 1},
+        "space": {
+            "r": {"choices": [4, 8]},
+            "alpha_ratio": {"low": 0.5, "high": 2.0},
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+        },
+    }
+    for key, value in overrides.items():
+        node = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return data
