@@ -178,6 +178,8 @@ def check_training(t: TrainingSpec, s: SearchSpec) -> Iterator[Problem]:
     if not 0 <= t.warmup_ratio < 1:
         yield Problem("training.warmup_ratio", f"must be in [0, 1), but got {t.warmup_ratio}")
     yield from _at_least(t.weight_decay, 0, "training.weight_decay")
+    if t.head_learning_rate is not None:
+        yield from _at_least(t.head_learning_rate, 0, "training.head_learning_rate", strict=True)
     yield from _at_least(t.max_grad_norm, 0, "training.max_grad_norm", strict=True)
     sch = s.scheduler
     if sch.type == "asha":

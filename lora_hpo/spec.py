@@ -89,6 +89,10 @@ class TrainingSpec:
     batch_size: int = field(default=16, metadata=doc("per-device train batch size"))
     eval_batch_size: int | None = field(default=None, metadata=doc("defaults to 2x batch_size"))
     gradient_accumulation: int = field(default=1, metadata=doc("micro-batches per step"))
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata=doc("lr for a newly initialised task head (classifier); default: the trial's lr"),
+    )
     warmup_ratio: float = field(default=0.0, metadata=doc("fraction of max_steps warming up"))
     weight_decay: float = field(default=0.0, metadata=doc("AdamW weight decay"))
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = field(

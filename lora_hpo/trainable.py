@@ -170,6 +170,24 @@ class _TuneBridge(TrainerCallback):  # type: ignore[misc]
             control.should_training_stop = True
 
 
+def optimizer(model: Any, spec: StudySpec, params: TrialParams) -> Any:
+    """AdamW over the trainable params; a new task head (PEFT's modules_to_save) may get its own
+    learning rate (``training.head_learning_rate``), since it starts from random weights."""
+    import torch
+
+    head_lr = spec.training.head_learning_rate or params.learning_rate
+    groups: dict[bool, list[Any]] = {True: [], False: []}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups["modules_to_save" in name].append(p)
+    decay = spec.training.weight_decay
+    param_groups = [
+        {"params": groups[False], "lr": params.learning_rate, "weight_decay": decay},
+        {"params": groups[True], "lr": head_lr, "weight_decay": decay},
+    ]
+    return torch.optim.AdamW([g for g in param_groups if g["params"]])
+
+
 def _trainer(
     spec: StudySpec, entry: BaseModel, data: TrialData, params: TrialParams, out_dir: str
 ) -> Any:
@@ -177,6 +195,7 @@ def _trainer(
 
     model = attach(entry, params, spec, spec.training.seed)
     trainer = Trainer(
+        optimizers=(optimizer(model, spec, params), None),  # Trainer builds the LR schedule
         model=model,
         args=training_args(spec, params, out_dir),
         train_dataset=data.train,
@@ -244,10 +263,17 @@ def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
     from lora_hpo.quiet import quiet_libraries
 
     quiet_libraries()
+    import ray
+
+    placement = {  # where this trial ran: node, devices Ray assigned, when it started
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "started_at": time.time(),
+    }
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=ckpt)
+        tune.report({**metrics, **placement, "reported_at": time.time()}, checkpoint=ckpt)
 
     with tempfile.TemporaryDirectory(prefix="lora-hpo-trial-") as work:
         resume_from = None
