@@ -68,6 +68,8 @@ def connect(address: str | None, spec: StudySpec) -> None:
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "30")
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
+        if target is not None:
+            probe_address(target)
         try:
             ray.init(
                 address=target,
@@ -87,6 +89,24 @@ def connect(address: str | None, spec: StudySpec) -> None:
                 f"resources.{kind.lower()}: each trial asks for {want:g} {kind}, but the Ray"
                 f" cluster has {have.get(kind, 0):g}; trials would wait forever"
             )
+
+
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address nobody listens on (ray.init would retry for minutes)."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address: must look like HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--address: cannot reach a Ray cluster at {address!r}: {exc.strerror or exc}"
+        ) from None
 
 
 def build_tuner(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
