@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import torch  # noqa: F401  (before ray)
 import yaml
 
-import ray
 from lora_hpo.cli import main
 from lora_hpo.errors import UsageError
 from lora_hpo.loader import parse_spec
