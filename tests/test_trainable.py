@@ -104,9 +104,7 @@ def test_peft_scaling_matches_params(minilm_spec: StudySpec, rslora: bool) -> No
     scalings = {
         m.scaling["default"]
         for m in peft_model.modules()
-        if hasattr(m, "scaling")
-        and isinstance(m.scaling, dict)
-        and "default" in m.scaling
+        if hasattr(m, "scaling") and isinstance(m.scaling, dict) and "default" in m.scaling
     }
     model_mod.release(entry)
     expected = 12.0 / (math.sqrt(8) if rslora else 8)
