@@ -110,10 +110,14 @@ class _TuneBridge(TrainerCallback):  # type: ignore[misc]
         self.metrics: dict[str, float] = {}
         self.last: dict[str, Any] = {}
         self.step_time = 0.0  # seconds spent inside training steps (benchmarks read it)
+        self.start_s: float | None = None  # from run_trial's start to the first step
+        self.entered = time.perf_counter()
         self._t0 = 0.0
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._t0 = time.perf_counter()
+        if self.start_s is None:
+            self.start_s = self._t0 - self.entered
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         model = kw.get("model")
@@ -153,6 +157,7 @@ class _TuneBridge(TrainerCallback):  # type: ignore[misc]
             "lora_alpha": self.params.lora_alpha,
             "trainable_params": self.trainable,
             "step_time_s": self.step_time,
+            "start_s": self.start_s or 0.0,
         }
         reason = self.watch.check(metrics)
         done = step >= args.max_steps
@@ -228,6 +233,7 @@ def run_trial(
     """Train one adapter for ``sampled`` params; report at every eval; return the last report."""
     import torch
 
+    entered = time.perf_counter()
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     params = derive(spec.space, sampled)
     entry, data = prepare(spec)
@@ -236,6 +242,7 @@ def run_trial(
         trainer = _trainer(spec, entry, data, params, out_dir)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         bridge = _TuneBridge(spec, params, report, trainable, should_stop)
+        bridge.entered = entered
         trainer.add_callback(bridge)
         trainer.train(resume_from_checkpoint=resume_from)
         return bridge.last
