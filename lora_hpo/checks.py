@@ -211,6 +211,8 @@ def check_search(
             f" > {s.num_samples}",
         )
     yield from _at_least(s.max_failures, 0, "search.max_failures")
+    if s.strategy == "staged":
+        yield from check_staged(s)
     metrics = TASK_METRICS[task]
     metric = default_metric(task, s)
     if s.metric is not None and s.metric not in metrics:
@@ -252,6 +254,34 @@ def check_sections(sections: dict[str, Any]) -> list[Problem]:
         if all(n in sections for n in names):
             problems.extend(check(*(sections[n] for n in names)))
     return problems
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def check_staged(s: SearchSpec) -> Iterator[Problem]:
+    st = s.staged
+    for name in ("r_min", "r_max"):
+        if not _power_of_two(getattr(st, name)):
+            yield Problem(
+                f"search.staged.{name}", f"must be a power of two, but got {getattr(st, name)}"
+            )
+    if st.r_min > st.r_max:
+        yield Problem("search.staged", f"r_min <= r_max must hold, but got {st.r_min} > {st.r_max}")
+    if not 0 <= st.plateau_tolerance < 1:
+        yield Problem(
+            "search.staged.plateau_tolerance", f"must be in [0, 1), but got {st.plateau_tolerance}"
+        )
+    yield from _at_least(st.samples_per_rank, 1, "search.staged.samples_per_rank")
+    yield from _at_least(st.stage2_samples, 1, "search.staged.stage2_samples")
+    yield from _at_least(st.ratio_low, 0, "search.staged.ratio_low", strict=True)
+    if st.ratio_low > st.ratio_high:
+        yield Problem(
+            "search.staged",
+            f"ratio_low <= ratio_high must hold, but got {st.ratio_low} > {st.ratio_high}",
+        )
+    yield from _at_least(st.rslora_alpha, 0, "search.staged.rslora_alpha", strict=True)
 
 
 def check_spec(spec: StudySpec) -> list[Problem]:

@@ -113,6 +113,20 @@ class SchedulerSpec:
 
 
 @dataclass(frozen=True)
+class StagedSpec:
+    r_min: int = field(default=8, metadata=doc("stage 1 starts at this rank (a power of two)"))
+    r_max: int = field(default=64, metadata=doc("stage 1 doubles r up to this rank at most"))
+    plateau_tolerance: float = field(
+        default=0.01, metadata=doc("stop doubling when r*2 improves the metric by less (relative)")
+    )
+    samples_per_rank: int = field(default=2, metadata=doc("stage 1 trials at each rank"))
+    stage2_samples: int = field(default=8, metadata=doc("stage 2 trials over alpha/r and lr"))
+    ratio_low: float = field(default=0.5, metadata=doc("stage 2: lowest alpha/r (or alpha/sqrt r)"))
+    ratio_high: float = field(default=4.0, metadata=doc("stage 2: highest alpha/r"))
+    rslora_alpha: float = field(default=16.0, metadata=doc("stage 1 alpha when use_rslora is on"))
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     metric: str | None = field(default=None, metadata=doc("defaults per task"))
     mode: Literal["min", "max"] | None = field(default=None, metadata=doc("defaults per metric"))
@@ -124,6 +138,10 @@ class SearchSpec:
     seed: int = field(default=0, metadata=doc("sampler seed"))
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
     max_failures: int = field(default=2, metadata=doc("retries of a failed trial"))
+    strategy: Literal["single", "staged"] = field(
+        default="single", metadata=doc("single: one study; staged: rank sweep, then alpha/r")
+    )
+    staged: StagedSpec = field(default_factory=StagedSpec)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class StudyResult:
     wall_s: float
     best: TrialSummary | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    decision: str = ""  # staged studies: why stage 2 used the rank it did
 
 
 def storage_root(storage_path: str | None) -> str:
@@ -169,7 +170,7 @@ def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
     )
 
 
-def _write_spec(spec: StudySpec, study_dir: str) -> None:
+def write_spec(spec: StudySpec, study_dir: str) -> None:
     import yaml
     from pyarrow import fs
 
@@ -213,17 +214,50 @@ def run_study(
     callbacks: list[Any] | None = None,
     progress: bool = True,
 ) -> StudyResult:
-    """Run a study end to end and return its trials, best first (the notebook API)."""
+    """Run a study end to end and return its trials, best first (the notebook API).
+
+    A ``strategy: staged`` spec runs its stages (see ``staged.py``) and returns stage 2's."""
     from lora_hpo.progress import ProgressView
+
+    if spec.search.strategy == "staged":
+        from lora_hpo.staged import run_staged_study
+
+        extra = list(callbacks or [])
+        return run_staged_study(  # type: ignore[no-any-return]
+            spec,
+            storage_path=storage_path,
+            address=address,
+            callbacks_for=lambda stage: extra,
+            progress=progress,
+        )
 
     storage = storage_root(storage_path)
     connect(address, spec)
     study_dir = f"{storage.rstrip('/')}/{spec.name}"
-    _write_spec(spec, study_dir)
+    write_spec(spec, study_dir)
     cbs = list(callbacks or []) + ([ProgressView(spec)] if progress else [])
     start = time.monotonic()
     results = build_tuner(spec, storage, cbs).fit()
     return summarize(spec, results, study_dir, time.monotonic() - start)
+
+
+def run_or_resume(
+    spec: StudySpec,
+    storage: str,
+    address: str | None,
+    callbacks: list[Any],
+    progress: bool = True,
+) -> StudyResult:
+    """Run a study, or resume it when its directory already holds one (a stage of a staged
+    study after a crash)."""
+    from ray import tune
+
+    study_dir = f"{storage.rstrip('/')}/{spec.name}"
+    if tune.Tuner.can_restore(study_dir):
+        return resume_study(study_dir, address=address, callbacks=callbacks, progress=progress)
+    return run_study(
+        spec, storage_path=storage, address=address, callbacks=callbacks, progress=progress
+    )
 
 
 def locate_study(name_or_path: str, storage_path: str | None = None) -> str:
@@ -254,6 +288,17 @@ def resume_study(
 
     study_dir = locate_study(name_or_path, storage_path)
     spec = load_spec(_local_copy(study_dir))
+    if spec.search.strategy == "staged":
+        from lora_hpo.staged import run_staged_study
+
+        extra = list(callbacks or [])
+        return run_staged_study(  # type: ignore[no-any-return]
+            spec,
+            storage_path=str(Path(study_dir).parent),
+            address=address,
+            callbacks_for=lambda stage: extra,
+            progress=progress,
+        )
     connect(address, spec)
     if not tune.Tuner.can_restore(study_dir):
         raise UsageError(f"NAME_OR_PATH: {study_dir!r} holds no Ray Tune experiment to resume")
