@@ -16,7 +16,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:  # lazy: run_study, best_configs, export_adapter
-    lazy: dict[str, str] = {}
+    lazy = {
+        "best_configs": "lora_hpo.results",
+        "export_adapter": "lora_hpo.results",
+        "run_study": "lora_hpo.tuner",
+    }
     if name in lazy:
         import importlib
 

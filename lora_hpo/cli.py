@@ -9,9 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from lora_hpo.cluster_cli import add_commands as add_cluster_commands
 from lora_hpo.errors import SpecError, UsageError
+from lora_hpo.insight_cli import add_commands as add_insight_commands
+from lora_hpo.results_cli import add_commands as add_results_commands
+from lora_hpo.results_cli import add_tracking_flag
 from lora_hpo.table import format_table
+
+if TYPE_CHECKING:
+    from lora_hpo.spec import StudySpec
+    from lora_hpo.tracking import MLflowTracker
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -51,24 +60,68 @@ def _run(args: argparse.Namespace) -> int:
     from lora_hpo.quiet import quiet_libraries
 
     quiet_libraries()
+    from lora_hpo.checks import guardrail_warnings
     from lora_hpo.summary import render
     from lora_hpo.tuner import run_study
 
-    result = run_study(spec, storage_path=args.storage_path, address=args.address)
-    print(render(result))
+    for warning in guardrail_warnings(spec):
+        print(f"warning: {args.file}: {warning}", file=sys.stderr)
+    if spec.search.strategy == "staged":  # one tracker per stage, all in the study's experiment
+        from lora_hpo.staged import run_staged_study
+
+        result = run_staged_study(
+            spec,
+            storage_path=args.storage_path,
+            address=args.address,
+            callbacks_for=lambda stage: [_tracker(stage, args)],
+        )
+        print(render(result))
+    else:
+        tracker = _tracker(spec, args)
+        result = run_study(
+            spec, storage_path=args.storage_path, address=args.address, callbacks=[tracker]
+        )
+        print(render(result))
+        print(tracker.summary())
+    _log_report(spec, args)
     return 0 if result.best is not None else 1
+
+
+def _log_report(spec: StudySpec, args: argparse.Namespace) -> None:
+    """Draw the study's plots and log them to its MLflow parent run (never fails the run)."""
+    from lora_hpo.report import log_report
+
+    try:
+        run_id = log_report(spec.experiment, args.tracking_uri or spec.tracking.tracking_uri)
+    except Exception as exc:  # a plotting problem must not turn a finished study into a failure
+        print(f"warning: could not log the report to MLflow: {exc}", file=sys.stderr)
+    else:
+        print(f"report: logged under report/ on MLflow run {run_id}")
 
 
 def _resume(args: argparse.Namespace) -> int:
     from lora_hpo.quiet import quiet_libraries
 
     quiet_libraries()
+    from lora_hpo.loader import load_spec
     from lora_hpo.summary import render
-    from lora_hpo.tuner import resume_study
+    from lora_hpo.tuner import _local_copy, locate_study, resume_study
 
-    result = resume_study(args.study, storage_path=args.storage_path, address=args.address)
+    spec = load_spec(_local_copy(locate_study(args.study, args.storage_path)))
+    tracker = _tracker(spec, args)
+    result = resume_study(
+        args.study, storage_path=args.storage_path, address=args.address, callbacks=[tracker]
+    )
     print(render(result))
+    print(tracker.summary())
     return 0 if result.best is not None else 1
+
+
+def _tracker(spec: StudySpec, args: argparse.Namespace) -> MLflowTracker:
+    """The study's MLflow tracker (``--tracking-uri``, else the spec's, else the defaults)."""
+    from lora_hpo.tracking import MLflowTracker
+
+    return MLflowTracker(spec, tracking_uri=args.tracking_uri)
 
 
 def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -104,11 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a spec field, e.g. --set training.max_steps=50",
     )
     _add_cluster_flags(p)
+    add_tracking_flag(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("resume", help="continue a killed study")
     p.add_argument("study", metavar="NAME_OR_PATH")
     _add_cluster_flags(p)
+    add_tracking_flag(p)
     p.set_defaults(func=_resume)
 
     for register in _EXTRA_COMMANDS:
@@ -118,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Later commands (run, resume, best, ...) register here from their own modules.
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+_EXTRA_COMMANDS.append(add_cluster_commands)  # submit, status, logs, stop: cluster_cli.py
+_EXTRA_COMMANDS.append(add_results_commands)  # best, export: results_cli.py
+_EXTRA_COMMANDS.append(add_insight_commands)  # report, transfer: insight_cli.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,8 @@ def _stage(spec: StudySpec, name: str, space: SpaceSpec, samples: int) -> StudyS
         num_samples=samples,
         max_concurrent=min(spec.search.max_concurrent, samples),
     )
-    return dataclasses.replace(spec, name=name, space=space, search=search)
+    tracking = dataclasses.replace(spec.tracking, experiment=spec.experiment)  # one experiment
+    return dataclasses.replace(spec, name=name, space=space, search=search, tracking=tracking)
 
 
 def _alpha_free(space: SpaceSpec, **alpha: Any) -> SpaceSpec:

@@ -52,6 +52,8 @@ def render(result: StudyResult, top: int = 5) -> str:
         format_table(header, rows) if rows else "no trial reported a result",
         "",
     ]
+    if result.decision:
+        lines.append(f"staged: {result.decision}")
     if result.best is not None and result.best.checkpoint:
         lines.append(f"best adapter: {result.best.checkpoint}")
     lines.append(f"study directory: {result.path}")

@@ -94,3 +94,15 @@ def tiny_study(root: Path, **overrides: Any) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[last] = value
     return data
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: Any) -> Any:
+    """A real ``mlflow server`` (SQLite + proxied artifacts) on a free loopback port, shared by
+    the session; SIGTERM at teardown. Tests may stop and start it (same port, same database)."""
+    from tests.mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.started_s = server.start()
+    yield server
+    server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,39 @@ def test_ready_spec_narrows_the_search() -> None:
 def test_unknown_target_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--target"):
         hidden_size_of("/nonexistent/model-dir")
+
+
+def test_cli_writes_a_spec_that_validates(tmp_path: Any, capsys: Any) -> None:
+    from lora_hpo.cli import main
+    from lora_hpo.loader import load_spec
+    from tests.conftest import REPO
+
+    out = tmp_path / "t.yaml"
+    argv = [
+        "transfer",
+        "--r",
+        "8",
+        "--lora-alpha",
+        "16",
+        "--learning-rate",
+        "2e-4",
+        "--source-hidden",
+        "384",
+        "--spec",
+        str(REPO / "search_spaces" / "quickstart.yaml"),
+        "--target",
+        "1536",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert "r: 8 x sqrt(1536/384) = 16.0 -> 16" in capsys.readouterr().out
+    spec = load_spec(out)
+    assert spec.space.r == Choices((8, 16, 32))
+
+
+def test_cli_needs_a_source(capsys: Any) -> None:
+    from lora_hpo.cli import main
+
+    assert main(["transfer", "--target", "576"]) == 2
+    assert "transfer: give --study, or a config with --r" in capsys.readouterr().err

@@ -1,0 +1,298 @@
+"""MLflow as the study's system of record: a Ray Tune callback on the driver, the single writer.
+
+One experiment per study, one parent run per study (spec artifact, spec hash, search settings),
+one child run per trial (params with the derived alpha and scale, step-indexed curves, a status
+tag, lineage tags), adapters as artifacts, the best one registered with the alias ``champion``.
+
+Callbacks only queue records (``outbox.py``); one thread sends them (``mlflow_writer.py``).
+What was queued, and which run belongs to which trial, lives in
+``<study dir>/lora_hpo_mlflow.json``, so after a driver crash ``lora-hpo resume`` maps each
+trial to its one run and leaves none RUNNING.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any, TextIO
+
+import yaml
+from ray.tune import Callback
+
+from lora_hpo.lineage import Redactor, curve, lineage_tags, study_params
+from lora_hpo.loader import spec_hash, spec_to_dict
+from lora_hpo.mlflow_store import classify, resolve_tracking_uri
+from lora_hpo.mlflow_writer import Writer
+from lora_hpo.outbox import Outbox, StateFile
+from lora_hpo.outcome import trial_status
+from lora_hpo.spec import StudySpec
+
+TERMINAL = ("TERMINATED", "ERROR")
+RUN_STATUS = {"failed": "FAILED", "interrupted": "KILLED"}  # every other status: FINISHED
+REPORTED = {"base_revision": "base_model_revision", "data_fingerprint": "dataset_fingerprint"}
+
+
+def fs_ref(filesystem: Any, path: str) -> str:
+    """A local path, or a URI for a remote pyarrow filesystem (s3://bucket/...)."""
+    from pyarrow.fs import LocalFileSystem
+
+    return path if isinstance(filesystem, LocalFileSystem) else f"{filesystem.type_name}://{path}"
+
+
+class MLflowTracker(Callback):  # type: ignore[misc]
+    """``run_study(spec, callbacks=[MLflowTracker(spec)])``; the same for ``resume_study``."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        tracking_uri: str | None = None,
+        *,
+        state_dir: str | None = None,
+        flush_timeout_s: float = 60.0,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.spec, self.state_dir, self.stream = spec, state_dir, stream
+        self.tracking_uri, self.flush_timeout_s = tracking_uri, flush_timeout_s
+        self.uri, self.artifact_location = resolve_tracking_uri(
+            tracking_uri, spec.tracking.tracking_uri
+        )
+        self.redact = Redactor()
+        self.spec_text = self.redact(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+        self.outbox: Outbox | None = None
+        self.state: dict[str, Any] = {}
+        self._lineage: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config with callbacks
+        keep = ("tracking_uri", "state_dir", "flush_timeout_s")
+        return {"spec": self.spec, **{k: getattr(self, k) for k in keep}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        spec, uri = state.pop("spec"), state.pop("tracking_uri")
+        self.__init__(spec, uri, **state)  # type: ignore[misc]
+
+    # --- Tune hooks (driver thread): bookkeeping and queueing only, never the network -------
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if trials:
+            self._ensure(trials)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._ensure(trials)
+        self._open(trial)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        self._ensure(trials)
+        self._open(trial)
+        self._result(trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._ensure(trials)
+        self._close(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._ensure(trials)
+        self._close(trial, "ERROR")
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if trials or self.outbox is not None:
+            self._ensure(trials)
+            self._finish(trials)
+            self._drain()
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def box(self) -> Outbox:
+        assert self.outbox is not None, "the tracker has not seen a trial yet"
+        return self.outbox
+
+    def _ensure(self, trials: list[Any]) -> None:
+        """Load or start the state at the first event naming a trial; reconcile a resume."""
+        if self.outbox is not None:
+            return
+        storage = trials[0].storage
+        where = self.state_dir or fs_ref(storage.storage_filesystem, storage.experiment_fs_path)
+        file = StateFile(where)
+        old = file.load() or {}
+        resumed = bool({t.trial_id for t in trials} & set(old.get("trials", {})))
+        self.state = old if resumed else self._new_state(where)
+        self._lineage = self.redact.mapping(lineage_tags(self.spec))
+        lock = threading.RLock()
+        names = (self.spec.experiment, self.spec.tracking.registered_model or self.spec.experiment)
+        writer = Writer(self.uri, self.artifact_location, self.state, lock, names, self.spec_text)
+        uri = self.redact(self.uri)
+        self.outbox = Outbox(self.state, file, writer, classify, uri, self.stream, lock=lock)
+        with lock:
+            if old and not resumed and old.get("tracking_uri") == self.state["tracking_uri"]:
+                self._retire(old)
+            tags = {"lora_hpo.spec_hash": spec_hash(self.spec), "lora_hpo.study_dir": where}
+            tags |= {"lora_hpo.metric": self.spec.metric, "lora_hpo.mode": self.spec.mode}
+            params = self.redact.mapping(study_params(self.spec))
+            tags = self.redact.mapping({"lora_hpo.role": "study", **tags, **self._lineage})
+            self.box.put({"op": "open_study", "params": params, "tags": tags})
+            if resumed:
+                self._reconcile(trials)
+        self.box.start()
+
+    def _new_state(self, directory: str) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "study_key": uuid.uuid4().hex,
+            "study": self.spec.name,
+            "experiment": self.spec.experiment,
+            "tracking_uri": self.redact(self.uri),
+            "study_dir": directory,
+            "experiment_id": None,
+            "parent_run_id": None,
+            "finished": False,
+            "trials": {},
+            "champion": None,
+            "queue": [],
+            "seq": 0,
+        }
+
+    def _retire(self, old: dict[str, Any]) -> None:
+        """A fresh study over an old study's directory: end the old study's open runs."""
+        runs = [e.get("run_id") for e in old.get("trials", {}).values() if not e.get("closed")]
+        runs += [] if old.get("finished") else [old.get("parent_run_id")]
+        for run_id in filter(None, runs):
+            self.box.put({"op": "retire", "run_id": run_id})
+
+    def _reconcile(self, trials: list[Any]) -> None:
+        """Resume: a trial Tune lost has its run deleted, a finished one is closed, a failed one
+        that Tune retries is reopened, an unfinished one keeps its RUNNING run."""
+        by_id = {t.trial_id: t for t in trials}
+        self.state["finished"] = False
+        for tid, entry in list(self.state["trials"].items()):
+            trial = by_id.get(tid)
+            if trial is None:
+                del self.state["trials"][tid]
+                self.state["queue"] = [r for r in self.state["queue"] if r.get("trial") != tid]
+                self.box.put({"op": "lose", "trial_id": tid})
+            elif trial.status in TERMINAL:
+                self._close(trial, trial.status)
+            elif entry["closed"]:
+                entry["closed"] = False
+                self.box.put({"op": "reopen", "trial": tid})
+
+    # --- records -------------------------------------------------------------------------
+
+    def _open(self, trial: Any) -> None:
+        from lora_hpo.space import derive
+
+        tid = trial.trial_id
+        if tid in self.state["trials"]:
+            return
+        params = derive(self.spec.space, trial.config).as_dict() | {"trial_id": tid}
+        tags = {"lora_hpo.role": "trial", "status": "running", **self._lineage}
+        params, tags = self.redact.mapping(params), self.redact.mapping(tags)
+        with self.box.lock:
+            self.state["trials"][tid] = {"run_id": None, "step": -1, "closed": False}
+            self.box.put({"op": "open_trial", "trial": tid, "params": params, "tags": tags})
+
+    def _result(self, trial: Any, result: dict[str, Any] | None) -> None:
+        """Queue one report's curves at its step; a step already queued is never queued again
+        (after a resume, a trial re-reports the steps after its last checkpoint)."""
+        step = (result or {}).get("step")
+        if not result or not isinstance(step, (int, float)) or isinstance(step, bool):
+            return
+        with self.box.lock:
+            entry = self.state["trials"][trial.trial_id]
+            if int(step) <= entry["step"]:
+                return
+            record = {"op": "log", "trial": trial.trial_id, "step": int(step)}
+            record |= {"ts": int(time.time() * 1000), "metrics": curve(result)}
+            if entry["step"] < 0:  # first report: what only the trial knows
+                record["params"] = {k: result[k] for k in ("trainable_params",) if k in result}
+                got = {tag: result[key] for key, tag in REPORTED.items() if result.get(key)}
+                record["tags"] = self.redact.mapping(got)
+            entry["step"] = int(step)
+            self.box.put(record)
+
+    def _close(self, trial: Any, tune_status: str) -> None:
+        if trial.trial_id not in self.state["trials"] and not trial.last_result:
+            return  # never started: no run
+        self._open(trial)
+        self._result(trial, trial.last_result)
+        status = trial_status(tune_status, trial.last_result, self.spec.training.max_steps)
+        status = "interrupted" if status in ("running", "pending") else status
+        with self.box.lock:
+            entry = self.state["trials"][trial.trial_id]
+            if entry["closed"]:
+                return
+            entry.update(closed=True, status=status)
+            if status == "completed" and self.spec.tracking.log_adapters == "completed":
+                self._adapter(trial)
+            record = {"op": "close", "trial": trial.trial_id, "tags": {"status": status}}
+            self.box.put(record | {"run_status": RUN_STATUS.get(status, "FINISHED")})
+
+    def _adapter(self, trial: Any) -> str | None:
+        """Queue the trial's last checkpoint as its adapter artifact (once); its reference."""
+        entry, checkpoint = self.state["trials"].get(trial.trial_id), trial.checkpoint
+        if entry is None or checkpoint is None:
+            return None
+        ref = fs_ref(checkpoint.filesystem, checkpoint.path)
+        if not entry.get("adapter"):
+            entry["adapter"] = True
+            self.box.put({"op": "adapter", "trial": trial.trial_id, "checkpoint": ref})
+        return ref
+
+    def _ranked(self, trials: list[Any]) -> list[Any]:
+        """Trials that ended with the metric, not failed and not diverged; best first."""
+        metric, sign = self.spec.metric, (-1 if self.spec.mode == "max" else 1)
+        ok = ("completed", "stopped_early")
+        entries = self.state["trials"]
+        done = [t for t in trials if entries.get(t.trial_id, {}).get("status") in ok]
+        scored = [t for t in done if metric in (t.last_result or {})]
+        return sorted(scored, key=lambda t: sign * float(t.last_result[metric]))
+
+    def _finish(self, trials: list[Any]) -> None:
+        """Experiment end: close every run, log top-k adapters, register the champion."""
+        with self.box.lock:
+            for trial in trials:
+                self._close(trial, trial.status)
+            ranked = self._ranked(trials)
+            mode, k = self.spec.tracking.log_adapters, self.spec.tracking.top_k
+            for trial in ranked[:k] if mode == "top-k" else []:
+                self._adapter(trial)
+            ref = self._adapter(ranked[0]) if ranked and mode != "none" else None
+            if ref is not None:
+                self.box.put({"op": "champion", "trial": ranked[0].trial_id, "checkpoint": ref})
+            statuses = [e.get("status", "interrupted") for e in self.state["trials"].values()]
+            tags = {f"lora_hpo.trials.{s}": statuses.count(s) for s in set(statuses)}
+            if ranked:
+                tags["lora_hpo.best_trial_id"] = ranked[0].trial_id
+            done = all(t.status in TERMINAL for t in trials)
+            self.state["finished"] = done
+            run_status = "FINISHED" if done else "KILLED"
+            self.box.put({"op": "close", "trial": None, "run_status": run_status, "tags": tags})
+
+    def _drain(self) -> None:
+        """Wait (up to ``flush_timeout_s``) until MLflow has every record; stop the sender."""
+        left = self.box.flush(min(5.0, self.flush_timeout_s))
+        if left:
+            self.box.say(
+                f"sending {left} queued tracking record(s) to MLflow {self.box.where}"
+                f" (waiting up to {self.flush_timeout_s:.0f} s)"
+            )
+            left = self.box.flush(max(0.0, self.flush_timeout_s - 5.0))
+        self.box.close()
+        if left:
+            self.box.say(
+                f"{left} tracking record(s) were not sent; they stay in {self.box.file.path}"
+                " and are sent by the next `lora-hpo resume` of this study"
+            )
+
+    def summary(self) -> str:
+        """Where the study's records are, for the end of ``lora-hpo run``."""
+        lines = [f"MLflow: experiment {self.spec.experiment!r} at {self.redact(self.uri)}"]
+        champion = self.state.get("champion")
+        if champion:
+            lines.append(
+                f"champion: models:/{champion['name']}@champion (version {champion['version']},"
+                f" trial {champion['trial_id']}, run {champion['run_id']})"
+            )
+        return "\n".join(lines)
