@@ -18,6 +18,8 @@ from lora_hpo.trainable import prepare, run_trial
 from tests.conftest import BASE_SPEC
 from tests.tiny_models import write_copy_task, write_tiny_llama
 
+pytestmark = pytest.mark.slow  # real training: about a minute on 2 cores
+
 PARAMS = {"r": 8, "alpha_ratio": 2.0, "learning_rate": 3e-3}
 
 
