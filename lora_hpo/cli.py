@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lora_hpo.cluster_cli import add_commands as add_cluster_commands
 from lora_hpo.errors import SpecError, UsageError
@@ -178,6 +178,16 @@ _EXTRA_COMMANDS.append(add_results_commands)  # best, export: results_cli.py
 _EXTRA_COMMANDS.append(add_insight_commands)  # report, transfer: insight_cli.py
 
 
+def _shutdown_ray() -> None:
+    """Stop the Ray runtime this command started (not one the caller already had running)."""
+    tuner: Any = sys.modules.get("lora_hpo.tuner")
+    if tuner is not None and tuner.STARTED_RAY:
+        import ray
+
+        ray.shutdown()
+        tuner.STARTED_RAY = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _shutdown_ray()
 
 
 if __name__ == "__main__":

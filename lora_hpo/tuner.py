@@ -20,6 +20,7 @@ from lora_hpo.spec import StudySpec
 SPEC_FILE = "lora_hpo_spec.yaml"  # the resolved spec, kept in the study directory for resume
 DEFAULT_STORAGE = "lora-hpo-results"
 KEEP_CHECKPOINTS = 2
+STARTED_RAY = False  # True once connect() started (or joined) Ray in this process
 
 
 @dataclass
@@ -65,6 +66,7 @@ def connect(address: str | None, spec: StudySpec) -> None:
     """Join RAY_ADDRESS / --address, or start a local Ray; check the trial fits the cluster."""
     import ray
 
+    global STARTED_RAY
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "30")
     if not ray.is_initialized():
@@ -83,6 +85,7 @@ def connect(address: str | None, spec: StudySpec) -> None:
             raise UsageError(
                 f"--address: cannot reach a Ray cluster at {target!r}: {exc}"
             ) from None
+        STARTED_RAY = True
     have = ray.cluster_resources()
     for kind, want in (("CPU", spec.resources.cpu), ("GPU", spec.resources.gpu)):
         if want > have.get(kind, 0):

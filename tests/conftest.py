@@ -106,3 +106,17 @@ def mlflow_server(tmp_path_factory: Any) -> Any:
     server.started_s = server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_ray_leaks_between_modules() -> Any:
+    """A module that leaves Ray running (e.g. an in-process ``lora-hpo run``) must not make the
+    next module's ``ray.init`` fail."""
+    yield
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
