@@ -116,7 +116,7 @@ class Redactor:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 4}
+        values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}
         self.secrets = sorted(values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

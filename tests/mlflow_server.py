@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -53,6 +54,7 @@ class MlflowServer:
             "--host", "127.0.0.1", "--port", str(self.port),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey job workers: ~6 fewer
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
         while time.monotonic() - t0 < START_TIMEOUT_S:
@@ -94,7 +96,8 @@ class TrackedStudy:
     result: Any  # lora_hpo.tuner.StudyResult
     tracker: Any  # lora_hpo.tracking.MLflowTracker
     uri: str
-    wall_s: float
+    marks: dict[str, float]  # down, restart, up (the outage), end (of the study)
+    told: str  # what the tracker told the user (stderr)
 
 
 _SHARED: dict[str, TrackedStudy] = {}
@@ -122,8 +125,9 @@ def local_ray_with_token() -> Iterator[None]:
 
 def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     """One small tracked study per server, run once and shared by the test modules (its runs
-    stay in MLflow and its checkpoints on disk). The caller has Ray initialised, with
-    HF_TOKEN=FAKE_TOKEN in its environment; the spec's tracking URI carries it as a password."""
+    stay in MLflow, its checkpoints on disk). The server is stopped for 30 s while it runs.
+    The caller has Ray initialised with HF_TOKEN=FAKE_TOKEN in its environment; the spec's
+    tracking URI carries the token too, as a password. Adapters: the top 2."""
     if server.uri in _SHARED:
         return _SHARED[server.uri]
     from lora_hpo.loader import parse_spec
@@ -132,14 +136,24 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     from tests.conftest import tiny_study
 
     uri = f"http://lora:{FAKE_TOKEN}@127.0.0.1:{server.port}"
-    spec = parse_spec(tiny_study(assets, name="tracked", **{"tracking.tracking_uri": uri}))
-    tracker = MLflowTracker(spec, stream=io.StringIO())
-    t0 = time.monotonic()
-    result = run_study(
-        spec, storage_path=str(server.root / "results"), callbacks=[tracker], progress=False
-    )
-    _SHARED[server.uri] = TrackedStudy(spec, result, tracker, server.uri, time.monotonic() - t0)
-    return _SHARED[server.uri]
+    tracking = {"tracking_uri": uri, "log_adapters": "top-k", "top_k": 2}
+    spec = parse_spec(tiny_study(assets, name="tracked", tracking=tracking))
+    stream = io.StringIO()
+    tracker = MLflowTracker(spec, flush_timeout_s=240, stream=stream)
+
+    def logging() -> bool:
+        return tracker.outbox is not None and tracker.outbox.stats["sent"] >= 3
+
+    marks: dict[str, float] = {}
+    thread = threading.Thread(target=outage, args=(server, logging, 30, marks), daemon=True)
+    thread.start()
+    storage = str(server.root / "results")
+    result = run_study(spec, storage_path=storage, callbacks=[tracker], progress=False)
+    marks["end"] = time.time()
+    thread.join(timeout=180)
+    study = TrackedStudy(spec, result, tracker, server.uri, marks, stream.getvalue())
+    _SHARED[server.uri] = study
+    return study
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:

@@ -30,7 +30,6 @@ from tests.mlflow_server import (
     TrackedStudy,
     kill_tree,
     local_ray_with_token,
-    outage,
     reported_trials,
     shared_study,
     wait_for,
@@ -56,10 +55,10 @@ def test_tracking_uri_precedence_and_embedded_default(tmp_path: Path, monkeypatc
 
 
 def test_redactor_hides_secret_env_values_and_url_passwords() -> None:
-    redact = Redactor(
-        {"HF_TOKEN": "hf_abcdef123", "HOME": "/root", "AWS_SECRET_ACCESS_KEY": "wJalr"}
-    )
-    assert redact("token hf_abcdef123 in /root, key wJalr") == "token *** in /root, key ***"
+    env = {"HF_TOKEN": "hf_abcdef123", "HOME": "/root", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnF"}
+    redact = Redactor(env | {"MY_TOKEN": "1"})  # too short to be a secret: never redacted
+    text = "token hf_abcdef123 in /root, key wJalrXUtnF, lr 1e-4"
+    assert redact(text) == "token *** in /root, key ***, lr 1e-4"
     assert redact("http://user:pw@host:5000/x") == "http://***@host:5000/x"
 
 
@@ -194,27 +193,27 @@ def test_lineage_tags(tracked: TrackedStudy) -> None:
     for run in [study, *trials]:
         tags = run.data.tags
         assert tags["base_model"] == str(tracked.spec.model.path)
-        assert tags["base_model_revision"].startswith("sha256:")
+        assert tags["base_model_revision"] not in ("", "missing", "unpinned")  # a content hash
         for package in ("peft", "transformers", "torch", "ray"):
             assert tags[f"lora_hpo.version.{package}"] == version_of(package)
 
 
 @pytest.mark.slow
-def test_adapters_of_completed_trials_and_a_verified_champion(tracked: TrackedStudy) -> None:
+def test_top_k_adapters_and_a_verified_champion(tracked: TrackedStudy) -> None:
     client, _, trials = runs_of(tracked.uri, tracked.spec.experiment)
+    ranked = [
+        t.trial_id for t in tracked.result.trials if t.status in ("completed", "stopped_early")
+    ]
     champion = tracked.tracker.state["champion"]
-    for run in trials:
+    assert champion["trial_id"] == ranked[0] == tracked.result.best.trial_id
+    want = {"adapter_model.safetensors", "adapter_config.json", TRIAL_FILE, "lora_hpo_spec.yaml"}
+    for run in trials:  # tracking.log_adapters: top-k with top_k 2
         files = {Path(f.path).name for f in client.list_artifacts(run.info.run_id, "adapter")}
-        expected = run.data.tags["status"] == "completed" or run.info.run_id == champion["run_id"]
-        if expected:
-            want = {"adapter_model.safetensors", "adapter_config.json", TRIAL_FILE}
-            assert files == want | {"lora_hpo_spec.yaml"}  # no optimizer.pt, no scheduler.pt
-        else:
-            assert files == set()
+        top = run.data.tags["lora_hpo.trial_id"] in ranked[:2]
+        assert files == (want if top else set())  # no optimizer.pt, no scheduler.pt
+        assert ("lora_hpo.adapter" in run.data.tags) == top
     version = client.get_model_version_by_alias(tracked.spec.experiment, "champion")
     assert version.run_id == champion["run_id"]
-    best = tracked.result.best
-    assert champion["trial_id"] == best.trial_id
 
 
 @pytest.mark.slow
@@ -233,42 +232,16 @@ def test_no_secret_reaches_the_tracking_store(tracked: TrackedStudy, mlflow_serv
 
 
 @pytest.mark.slow
-def test_a_30s_server_outage_loses_no_record(
-    mlflow_server: MlflowServer, tiny_assets: Path, ray_local: None
-) -> None:
-    from lora_hpo.tracking import MLflowTracker
-    from lora_hpo.tuner import run_study
-
-    top2 = {"tracking.log_adapters": "top-k", "tracking.top_k": 2}
-    spec = parse_spec(tiny_study(tiny_assets, name="outage", **top2))
-    stream = io.StringIO()
-    tracker = MLflowTracker(spec, mlflow_server.uri, flush_timeout_s=240, stream=stream)
-
-    def study_is_logging() -> bool:
-        return tracker.outbox is not None and tracker.outbox.stats["sent"] >= 3
-
-    marks: dict[str, float] = {}
-    thread = threading.Thread(target=outage, args=(mlflow_server, study_is_logging, 30, marks))
-    thread.start()
-    storage = str(mlflow_server.root / "results")
-    result = run_study(spec, storage_path=storage, callbacks=[tracker], progress=False)
-    marks["end"] = time.time()
-    thread.join(timeout=120)
+def test_a_30s_server_outage_mid_study_loses_no_record(tracked: TrackedStudy) -> None:
+    marks, told, stats = tracked.marks, tracked.told, tracked.tracker.box.stats
     assert marks["down"] < marks["end"], "the study ended before the outage began"
-    told = stream.getvalue()
     assert told.count("is unreachable") == 1 and told.count("is back after") == 1, told
-    stats = tracker.box.stats
-    assert stats["outages"] == 1 and stats["dropped"] == 0 and not tracker.state["queue"]
-    check_complete(mlflow_server.uri, result)  # every run, every step, every status
-    client, _, trials = runs_of(mlflow_server.uri, "outage")
+    assert stats["outages"] == 1 and stats["dropped"] == 0 and not tracked.tracker.state["queue"]
+    check_complete(tracked.uri, tracked.result)  # every run, every step, every status
+    client, _, trials = runs_of(tracked.uri, tracked.spec.experiment)
     history = [m for r in trials for m in client.get_metric_history(r.info.run_id, "eval_loss")]
     during = sum(marks["down"] <= m.timestamp / 1000 <= marks["restart"] for m in history)
     assert during > 0, "training reported nothing while the server was down"
-    with_adapter = {
-        r.data.tags["lora_hpo.trial_id"] for r in trials if "lora_hpo.adapter" in r.data.tags
-    }
-    ranked = [t.trial_id for t in result.trials if t.status in ("completed", "stopped_early")]
-    assert with_adapter == set(ranked[:2])  # log_adapters: top-k, sent after the outage
     print(
         f"\noutage {marks['up'] - marks['down']:.0f} s (stop, 30 s, start); {during} eval reports"
         f" made while down; at most {stats['max_queued']} records queued; {stats['sent']} sent;"
@@ -317,9 +290,12 @@ def test_a_killed_driver_resumes_with_one_run_per_trial(
     assert len(ids) == len(set(ids)) == 3
     for run in trials:
         assert run.info.status == "FINISHED", run.data.tags
-        done = steps(client, run)  # no step lost, none twice (diverged ones end early)
-        assert done == list(range(5, done[-1] + 1, 5))
-        assert run.data.tags["status"] == ("completed" if done[-1] == 10 else "diverged")
+        done, status = steps(client, run), run.data.tags["status"]
+        assert done == sorted(set(done)), done  # none twice
+        assert status in ("completed", "diverged") and done[0] == 5
+        if status == "completed":
+            assert {5, 10} <= set(done), done  # none lost
+        assert ("lora_hpo.adapter" in run.data.tags) == (status == "completed")
     print(
         f"\nkilled after {killed_s:.0f} s, {open_before} runs RUNNING; resumed in {resume_s:.0f} s"
     )
