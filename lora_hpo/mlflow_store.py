@@ -19,6 +19,7 @@ from lora_hpo.errors import UsageError
 
 ALIAS = "champion"
 ADAPTER_DIR = "adapter"  # the artifact folder of a trial run holding its adapter
+ADAPTER_TAG = "lora_hpo.adapter"  # set on a trial run once its adapter is logged
 SPEC_NAME = "lora_hpo_spec.yaml"
 TRIAL_FILE = "lora_hpo_trial.json"  # == lora_hpo.trainable.TRIAL_FILE (no transformers import)
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")

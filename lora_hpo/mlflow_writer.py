@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lora_hpo.mlflow_store import ADAPTER_DIR, SPEC_NAME, Store, stage_adapter
+from lora_hpo.mlflow_store import ADAPTER_DIR, ADAPTER_TAG, SPEC_NAME, Store, stage_adapter
 
 
 class Writer:
@@ -95,9 +95,13 @@ class Writer:
         self.store.set_status(run_id, record["run_status"])
 
     def _op_reopen(self, record: dict[str, Any]) -> None:
+        """A closed trial that Tune runs again: RUNNING, and its adapter no longer current
+        (the tag goes; the trial's next adapter, if any, overwrites the files)."""
         run_id = self._run_of(record["trial"])
         if run_id is not None:
             self.store.log(run_id, {"tags": {"status": "running"}})
+            if ADAPTER_TAG in self.store.client.get_run(run_id).data.tags:
+                self.store.client.delete_tag(run_id, ADAPTER_TAG)
             self.store.set_status(run_id, "RUNNING")
 
     def _op_retire(self, record: dict[str, Any]) -> None:
@@ -114,7 +118,7 @@ class Writer:
         run_id = self._run_of(record["trial"])
         if run_id is not None:
             self.store.log_adapter(run_id, record["checkpoint"], self.spec_text)
-            self.store.log(run_id, {"tags": {"lora_hpo.adapter": ADAPTER_DIR}})
+            self.store.log(run_id, {"tags": {ADAPTER_TAG: ADAPTER_DIR}})
 
     def _op_champion(self, record: dict[str, Any]) -> None:
         run_id, tid = self._run_of(record["trial"]), record["trial"]

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from lora_hpo.errors import UsageError
-from lora_hpo.mlflow_store import ADAPTER_DIR, configure_client_env, resolve_tracking_uri
+from lora_hpo.mlflow_store import (
+    ADAPTER_DIR,
+    ADAPTER_TAG,
+    configure_client_env,
+    resolve_tracking_uri,
+)
 from lora_hpo.spec import METRIC_MODES
 from lora_hpo.table import format_table
 
@@ -79,7 +84,7 @@ def _entry(rank: int, run: Any, metric: str) -> dict[str, Any]:
         "value": run.data.metrics[metric],
         "metrics": dict(run.data.metrics),
         "params": {k: typed(v) for k, v in run.data.params.items()},
-        "adapter": "lora_hpo.adapter" in tags,
+        "adapter": ADAPTER_TAG in tags,
     }
 
 

@@ -174,8 +174,8 @@ class MLflowTracker(Callback):  # type: ignore[misc]
                 self.box.put({"op": "lose", "trial_id": tid})
             elif trial.status in TERMINAL:
                 self._close(trial, trial.status)
-            elif entry["closed"]:
-                entry["closed"] = False
+            elif entry["closed"]:  # Tune runs it again (failed, or finished unrecorded)
+                entry.update(closed=False, adapter=False)
                 self.box.put({"op": "reopen", "trial": tid})
 
     # --- records -------------------------------------------------------------------------

@@ -288,6 +288,7 @@ def test_a_killed_driver_resumes_with_one_run_per_trial(
     assert study.info.status == "FINISHED"
     ids = [r.data.tags["lora_hpo.trial_id"] for r in trials]
     assert len(ids) == len(set(ids)) == 3
+    curves: dict[str, tuple[str, list[int]]] = {}
     for run in trials:
         assert run.info.status == "FINISHED", run.data.tags
         done, status = steps(client, run), run.data.tags["status"]
@@ -295,7 +296,9 @@ def test_a_killed_driver_resumes_with_one_run_per_trial(
         assert status in ("completed", "diverged") and done[0] == 5
         if status == "completed":
             assert {5, 10} <= set(done), done  # none lost
-        assert ("lora_hpo.adapter" in run.data.tags) == (status == "completed")
+        assert ("lora_hpo.adapter" in run.data.tags) == (status == "completed"), (status, done)
+        curves[run.data.tags["lora_hpo.trial_id"]] = (status, done)
     print(
-        f"\nkilled after {killed_s:.0f} s, {open_before} runs RUNNING; resumed in {resume_s:.0f} s"
+        f"\nkilled after {killed_s:.0f} s ({open_before} runs RUNNING); resumed in {resume_s:.0f} s"
     )
+    print(f"  status and eval steps per trial after the resume: {curves}")
