@@ -109,6 +109,7 @@ class _TuneBridge(TrainerCallback):  # type: ignore[misc]
         self.train_loss: float | None = None
         self.metrics: dict[str, float] = {}
         self.last: dict[str, Any] = {}
+        self.lineage: dict[str, str] = {}  # base revision/hash and data fingerprint (MLflow tags)
         self.step_time = 0.0  # seconds spent inside training steps (benchmarks read it)
         self.start_s: float | None = None  # from run_trial's start to the first step
         self.entered = time.perf_counter()
@@ -158,6 +159,7 @@ class _TuneBridge(TrainerCallback):  # type: ignore[misc]
             "trainable_params": self.trainable,
             "step_time_s": self.step_time,
             "start_s": self.start_s or 0.0,
+            **self.lineage,
         }
         reason = self.watch.check(metrics)
         done = step >= args.max_steps
@@ -243,6 +245,7 @@ def run_trial(
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         bridge = _TuneBridge(spec, params, report, trainable, should_stop)
         bridge.entered = entered
+        bridge.lineage = {"base_revision": entry.revision, "data_fingerprint": data.fingerprint}
         trainer.add_callback(bridge)
         trainer.train(resume_from_checkpoint=resume_from)
         return bridge.last
@@ -293,6 +296,10 @@ def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
             )
             resume_from = os.path.join(work, f"checkpoint-{state['global_step']}")
             os.rename(os.path.join(work, "restore"), resume_from)
+            if state["global_step"] >= spec.training.max_steps:  # died after its last report
+                done = json.loads(Path(resume_from, TRIAL_FILE).read_text())["metrics"]
+                report(done, resume_from)
+                return
         run_trial(
             spec,
             config,

@@ -75,7 +75,7 @@ def connect(address: str | None, spec: StudySpec) -> None:
             probe_address(target)
         try:
             ray.init(
-                address=target,
+                address=target or "local",  # never join a stray `ray start` cluster silently
                 logging_level=logging.WARNING,
                 include_dashboard=False if target is None else None,
                 log_to_driver=True,
