@@ -27,18 +27,30 @@ OUT = REPO / "bench" / "out"
 def minilm_spec(steps: int) -> StudySpec:
     return load_spec(
         REPO / "search_spaces" / "quickstart.yaml",
-        [f"training.max_steps={steps}", f"training.eval_every={steps}",
-         f"search.scheduler.grace_period={steps}"],
+        [
+            f"training.max_steps={steps}",
+            f"training.eval_every={steps}",
+            f"search.scheduler.grace_period={steps}",
+        ],
     )
 
 
 def smollm_spec(steps: int) -> StudySpec:
     return load_spec(
         REPO / "search_spaces" / "instruction-tuning.yaml",
-        [f"training.max_steps={steps}", f"training.eval_every={steps}", "training.batch_size=8",
-         f"search.scheduler.grace_period={steps}", "data.max_length=64",
-         "data.max_eval_samples=32", "data.max_train_samples=400", "resources.gpu=0",
-         "resources.cpu=2", "space.r=16", "space.target_modules=attention"],
+        [
+            f"training.max_steps={steps}",
+            f"training.eval_every={steps}",
+            "training.batch_size=8",
+            f"search.scheduler.grace_period={steps}",
+            "data.max_length=64",
+            "data.max_eval_samples=32",
+            "data.max_train_samples=400",
+            "resources.gpu=0",
+            "resources.cpu=2",
+            "space.r=16",
+            "space.target_modules=attention",
+        ],
     )
 
 
@@ -80,8 +92,10 @@ def main() -> None:
     for name in ("minilm", "smollm2"):
         rows = results[name]
         print(f"{name}: steps/s {[round(r['steps_per_s'], 2) for r in rows]}")
-        print(f"{name}: start_s first {rows[0]['start_s']:.2f}, cached "
-              f"{[round(r['start_s'], 2) for r in rows[1:]]}")
+        print(
+            f"{name}: start_s first {rows[0]['start_s']:.2f}, cached "
+            f"{[round(r['start_s'], 2) for r in rows[1:]]}"
+        )
         print(f"{name}: rss MiB {[round(r['rss_mib']) for r in rows]}")
     print(f"load average: {os.getloadavg()}")
 
