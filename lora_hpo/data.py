@@ -6,6 +6,7 @@ from ``demos.py``. Tokenised data is cached per process, so later trials in one 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -26,6 +27,13 @@ class TrialData:
     eval: Any
     label_names: tuple[str, ...] | None
     fingerprint: str  # for lineage: changes when the data or its processing changes
+
+
+def _fingerprint(train: Any, evaluation: Any) -> str:
+    """16 hex digits from the processed splits' datasets fingerprints (source plus transforms),
+    the same length as the driver's ``lineage.data_fingerprint``."""
+    both = f"{train._fingerprint}:{evaluation._fingerprint}"
+    return hashlib.sha256(both.encode()).hexdigest()[:16]
 
 
 def _fields(data: DataSpec, task: str) -> dict[str, str | None]:
@@ -104,7 +112,7 @@ def _classification(spec: StudySpec, tokenizer: Any, train: Any, evaluation: Any
     cols = train.column_names
     tr = train.map(encode, batched=True, remove_columns=cols)
     ev = evaluation.map(encode, batched=True, remove_columns=evaluation.column_names)
-    return TrialData(tr, ev, names, f"{tr._fingerprint}:{ev._fingerprint}")
+    return TrialData(tr, ev, names, _fingerprint(tr, ev))
 
 
 def _causal(spec: StudySpec, tokenizer: Any, train: Any, evaluation: Any) -> TrialData:
@@ -142,7 +150,7 @@ def _causal(spec: StudySpec, tokenizer: Any, train: Any, evaluation: Any) -> Tri
     tr = train.map(encode, batched=True, remove_columns=train.column_names)
     ev = evaluation.map(encode, batched=True, remove_columns=evaluation.column_names)
     tr = tr.filter(lambda row: len(row["input_ids"]) > 1)
-    return TrialData(tr, ev, None, f"{tr._fingerprint}:{ev._fingerprint}")
+    return TrialData(tr, ev, None, _fingerprint(tr, ev))
 
 
 _CACHE: dict[tuple[Any, ...], TrialData] = {}
