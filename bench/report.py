@@ -81,15 +81,26 @@ def shares(b: dict[str, Any]) -> str:
     return f"{slots:.0f} worker-slot seconds (wall x {b['concurrency']}): {text}{extra}"
 
 
+def step_ratio(b: dict[str, Any]) -> float:
+    """The figure's own ratio for any study: wall / (in-step time / concurrency)."""
+    return b["wall_s"] / (b["in_step_s"] / b["concurrency"])
+
+
 def note_overhead(r: dict[str, Any]) -> str:
-    b, s = r["breakdowns"][0]["lora_same"], r["settings"]
+    bd, s = r["breakdowns"][0], r["settings"]
+    b = bd["lora_same"]
+    as_work = (b["wall_s"] - b["in_trial_other_s"] / b["concurrency"]) / (
+        b["in_step_s"] / b["concurrency"]
+    )
     return (
         f"In-step time counts training steps only. {shares(b)}. Between steps inside a trial"
         f" lora-hpo evaluates {s['max_eval_samples']} examples every {s['eval_every']} steps and"
-        f" saves the adapter as a checkpoint with each report. Outside trials: Ray's start"
-        f" ({b['setup_s']:.1f} s before fit), worker start-up, each worker's first model load and"
-        f" tokenisation (start_s summed over trials: {b['start_s']:.1f} s), scheduling, and slots"
-        " left idle while the last trials finish."
+        f" saves the adapter as a checkpoint with each report; counting that time as work, the"
+        f" ratio would be {as_work:.2f}. Outside trials: Ray's start ({b['setup_s']:.1f} s"
+        f" before fit), worker start-up, each worker's first model load and tokenisation"
+        f" (start_s summed over trials: {b['start_s']:.1f} s), scheduling, and slots left idle"
+        f" while the last trials finish. The same ratio for the peers: Ray"
+        f" {step_ratio(bd['peer_ray']):.2f}, Optuna {step_ratio(bd['peer_optuna']):.2f}."
     )
 
 
@@ -125,11 +136,21 @@ def note_target(r: dict[str, Any], peer: str) -> str:
         if d["reached"]
         else f"did not reach it (its best: {d['lora_hpo_best']:.3f}) in {d['lora_hpo_s']:.1f} s"
     )
+    ours, theirs = r["breakdowns"][0]["lora_recommended"], r["breakdowns"][0][f"peer_{peer}"]
+    scaled = d["value"] * theirs["s_per_step"] / ours["s_per_step"]
     return (
         f"Target: the {peer} peer's final best accuracy {d['target']:.3f}, after"
         f" {d['peer_wall_s']:.1f} s. lora-hpo with its recommended setup (quickstart's space,"
-        f" head learning rate and ASHA settings, on the same task settings) {got}."
+        f" head learning rate and ASHA settings, on the same task settings) {got}. Steps ran"
+        f" at {ours['s_per_step']:.2f} s in that study and {theirs['s_per_step']:.2f} s in the"
+        f" peer's (machine load differed); scaled by that ratio the figure would be"
+        f" {scaled:.3f} (a rough correction: only in-step time scales with load)."
     )
+
+
+def between_share(b: dict[str, Any]) -> float:
+    """Percent of non-step worker-slot time spent inside trials between steps."""
+    return 100 * b["in_trial_other_s"] / (b["in_trial_other_s"] + b["outside_trials_s"])
 
 
 def note_budget(r: dict[str, Any], peer: str) -> str:
@@ -140,7 +161,13 @@ def note_budget(r: dict[str, Any], peer: str) -> str:
         f" {d['peer_overhead_s']:.1f} s; same configs: {num(d['same_configs'])}. lora-hpo:"
         f" {shares(ours)}. Peer: {shares(theirs)}. Trial-steps: lora-hpo {ours['trial_steps']},"
         f" peer {theirs['trial_steps']} (asynchronous early stopping depends on the order in"
-        " which reports arrive, so the same settings can stop different trials)."
+        " which reports arrive, so the same settings can stop different trials); non-step"
+        f" seconds per trial-step: lora-hpo {ours['overhead_s'] / ours['trial_steps']:.2f},"
+        f" peer {theirs['overhead_s'] / theirs['trial_steps']:.2f}. Time inside trials between"
+        f" steps (mostly evaluation: the peer's alone took {theirs['eval_s']:.0f} of its"
+        f" {theirs['in_trial_other_s']:.0f} s) is {between_share(ours):.0f}% of lora-hpo's"
+        f" non-step slot time and {between_share(theirs):.0f}% of the peer's; it is the same work"
+        " for both tools, so this ratio cannot go far below 1 unless evaluation gets cheaper."
     )
     if peer == "optuna":
         text += (
@@ -173,17 +200,27 @@ def notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def all_loads(r: dict[str, Any]) -> list[float]:
+    """Every load average recorded: before and after each part, and the peak during it."""
+    loads = []
+    for parts in r["parts"]:
+        for p in parts.values():
+            info = p["part"]
+            loads += [*info["load_before"], *info["load_after"]]
+            loads += [info["load_during"]["max"]] if "load_during" in info else []
+    return loads
+
+
 def caveats(r: dict[str, Any]) -> list[str]:
     """What limits the figures: shared-machine load, repeats, and what is not counted."""
-    loads = [p["part"][k][0] for parts in r["parts"] for p in parts.values()
-             for k in ("load_before", "load_after")]  # fmt: skip
+    loads = all_loads(r)
     b = r["breakdowns"][0]
     same, off = b["lora_same"]["s_per_step"], b["lora_no_asha"]["s_per_step"]
     return [
-        f"- The machine was shared: the 1-minute load average ranged {min(loads):.1f}-"
-        f"{max(loads):.1f} across parts on {r['machine']['nproc']} CPUs (the bench itself adds"
-        f" about 2). The same per-step work (same configs and settings) ran at {same:.2f} s per"
-        f" step in lora-hpo's ASHA study and {off:.2f} s in its no-early-stopping study, so"
+        f"- The machine was shared: load averages ranged {min(loads):.1f}-{max(loads):.1f}"
+        f" across parts on {r['machine']['nproc']} CPUs (the bench itself adds about 2). The"
+        f" same per-step work (same configs and settings) ran at {same:.2f} s per step in"
+        f" lora-hpo's ASHA study and {off:.2f} s in its no-early-stopping study, so"
         " wall-time figures carry that noise; figures that subtract in-step time (overhead,"
         " budget overhead) carry less of it.",
         f"- Repeats: {r['settings']['repeats']}; with one, a figure is a single measurement.",
@@ -220,20 +257,24 @@ def setup_section(r: dict[str, Any]) -> list[str]:
 
 def load_rows(r: dict[str, Any]) -> list[str]:
     rows = [
-        "| part | repeat | wall s | load before (1/5/15 min) | load after |",
-        "|---|---|---|---|---|",
+        "| part | repeat | wall s | load before (1/5/15 min) | load after | 1-min load during"
+        " (mean / max) |",
+        "|---|---|---|---|---|---|",
     ]
     for rep, parts in enumerate(r["parts"], 1):
         for name, p in parts.items():
             info = p["part"]
-            loads = [" / ".join(f"{x:.2f}" for x in info[k]) for k in ("load_before", "load_after")]
-            rows.append(f"| {name} | {rep} | {info['wall_s']:.1f} | {loads[0]} | {loads[1]} |")
+            during = info.get("load_during")  # sampled every 5 s (absent in older results)
+            mid = f"{during['mean']:.2f} / {during['max']:.2f}" if during else "not sampled"
+            cells = [fmt_load(info["load_before"]), fmt_load(info["load_after"]), mid]
+            rows.append(f"| {name} | {rep} | {info['wall_s']:.1f} | " + " | ".join(cells) + " |")
     return rows
 
 
 def header(results: dict[str, Any]) -> list[str]:
     m, v = results["machine"], results["versions"]
     dirty = " (with uncommitted changes)" if results["git"]["dirty"] else ""
+    minutes = sum(p["part"]["wall_s"] for parts in results["parts"] for p in parts.values()) / 60
     return [
         "# lora-hpo benchmark results",
         "",
@@ -241,7 +282,8 @@ def header(results: dict[str, Any]) -> list[str]:
         " ratio of two things measured side by side in the same run (the quickstart's are"
         " absolute).",
         "",
-        f"- Command: `{results['command']}` (mode: {results['mode']})",
+        f"- Command: `{results['command']}` (mode: {results['mode']}; the parts took"
+        f" {minutes:.0f} minutes in all)",
         f"- Date: {results['date']}; git {results['git']['commit']}{dirty}",
         f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, no GPU;"
         f" load average {fmt_load(results['load_before'])} before,"

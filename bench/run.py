@@ -1,8 +1,8 @@
 """lora-hpo against the tools its users would otherwise use, measured side by side.
 
-    python bench/run.py            # the full bench: about 30 minutes on 2 cores
-    python bench/run.py --quick    # smaller settings, a few minutes
-    python bench/run.py --smoke    # tiny settings, seconds per part (CI runs it)
+    python bench/run.py            # the full bench: about an hour on 2 cores
+    python bench/run.py --quick    # smaller settings, about 12 minutes
+    python bench/run.py --smoke    # tiny settings, about a minute per part (CI runs it)
 
 Each part is a fresh process: three lora-hpo studies (bench/lorahpo_part.py), the transformers
 ``Trainer.hyperparameter_search`` peer on Ray Tune and on Optuna (bench/peer_hf.py), and the
@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -125,10 +126,11 @@ def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[
     print(f"[{time.strftime('%H:%M:%S')}] {name} (repeat {repeat + 1}), log: {log}", flush=True)
     start = time.time()
     with open(log, "w") as fh:
-        done = subprocess.run(cmd, cwd=cwd, env=part_env(), stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=part_env(), stdout=fh, stderr=subprocess.STDOUT)
+        loads = sample_load(proc)
     wall = time.time() - start
-    if done.returncode != 0:
-        sys.exit(f"bench: part {name} failed (exit {done.returncode}); see {log}")
+    if proc.returncode != 0:
+        sys.exit(f"bench: part {name} failed (exit {proc.returncode}); see {log}")
     if name == "quickstart":  # the whole command, timed from outside
         result = quickstart_result(work / "quickstart") | {"wall_s": wall}
     else:
@@ -137,10 +139,20 @@ def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[
         "wall_s": wall,
         "load_before": before,
         "load_after": os.getloadavg(),
+        "load_during": {"mean": statistics.mean(loads), "max": max(loads)},
         "log": str(log),
         "command": cmd,
     }
     return result
+
+
+def sample_load(proc: subprocess.Popen[bytes], every_s: float = 5.0) -> list[float]:
+    """Wait for the part, sampling the 1-minute load average every few seconds."""
+    loads = [os.getloadavg()[0]]
+    while proc.poll() is None:
+        time.sleep(every_s)
+        loads.append(os.getloadavg()[0])
+    return loads
 
 
 def quickstart_result(storage: Path) -> dict[str, Any]:
