@@ -66,33 +66,41 @@ def _run(args: argparse.Namespace) -> int:
 
     for warning in guardrail_warnings(spec):
         print(f"warning: {args.file}: {warning}", file=sys.stderr)
-    if spec.search.strategy == "staged":  # one tracker per stage, all in the study's experiment
-        from lora_hpo.staged import run_staged_study
-
-        result = run_staged_study(
-            spec,
-            storage_path=args.storage_path,
-            address=args.address,
-            callbacks_for=lambda stage: [_tracker(stage, args)],
-        )
-        print(render(result))
-    else:
-        tracker = _tracker(spec, args)
-        result = run_study(
-            spec, storage_path=args.storage_path, address=args.address, callbacks=[tracker]
-        )
-        print(render(result))
-        print(tracker.summary())
+    if spec.search.strategy == "staged":
+        return _staged(spec, args, args.storage_path)
+    tracker = _tracker(spec, args)
+    result = run_study(
+        spec, storage_path=args.storage_path, address=args.address, callbacks=[tracker]
+    )
+    print(render(result))
+    print(tracker.summary())
     _log_report(spec, args)
     return 0 if result.best is not None else 1
 
 
-def _log_report(spec: StudySpec, args: argparse.Namespace) -> None:
+def _staged(spec: StudySpec, args: argparse.Namespace, storage_path: str | None) -> int:
+    """Run or resume a staged study: one MLflow parent run, each stage's study nested in it."""
+    from lora_hpo.staged import run_staged_study
+    from lora_hpo.staged_tracking import StagedRun
+    from lora_hpo.summary import render
+
+    parent = StagedRun(spec, tracking_uri=args.tracking_uri)
+    result = run_staged_study(
+        spec, storage_path=storage_path, address=args.address, tracking=parent
+    )
+    print(render(result))
+    print(parent.summary())
+    _log_report(spec, args, parent.run_id)
+    return 0 if result.best is not None else 1
+
+
+def _log_report(spec: StudySpec, args: argparse.Namespace, run_id: str | None = None) -> None:
     """Draw the study's plots and log them to its MLflow parent run (never fails the run)."""
     from lora_hpo.report import log_report
 
     try:
-        run_id = log_report(spec.experiment, args.tracking_uri or spec.tracking.tracking_uri)
+        uri = args.tracking_uri or spec.tracking.tracking_uri
+        run_id = log_report(spec.experiment, uri, run_id)
     except Exception as exc:  # a plotting problem must not turn a finished study into a failure
         print(f"warning: could not log the report to MLflow: {exc}", file=sys.stderr)
     else:
@@ -105,9 +113,12 @@ def _resume(args: argparse.Namespace) -> int:
     quiet_libraries()
     from lora_hpo.loader import load_spec
     from lora_hpo.summary import render
-    from lora_hpo.tuner import _local_copy, locate_study, resume_study
+    from lora_hpo.tuner import _local_copy, locate_study, resume_study, storage_of
 
-    spec = load_spec(_local_copy(locate_study(args.study, args.storage_path)))
+    study_dir = locate_study(args.study, args.storage_path)
+    spec = load_spec(_local_copy(study_dir))
+    if spec.search.strategy == "staged":
+        return _staged(spec, args, storage_of(study_dir))
     tracker = _tracker(spec, args)
     result = resume_study(
         args.study, storage_path=args.storage_path, address=args.address, callbacks=[tracker]

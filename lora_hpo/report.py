@@ -212,23 +212,25 @@ def build_report(experiment: str, out: Path, tracking_uri: str | None = None) ->
     return [*pngs, out / "index.html"]
 
 
-def log_report(experiment: str, tracking_uri: str | None = None) -> str:
-    """Draw the report and log it under ``report/`` on the study's latest parent run."""
+def log_report(experiment: str, tracking_uri: str | None = None, run_id: str | None = None) -> str:
+    """Draw the report and log it under ``report/`` on ``run_id``, else on the experiment's
+    latest study run."""
     import tempfile
 
     from lora_hpo.results import _client, _experiment_id
 
     client, uri = _client(tracking_uri)
     exp_id = _experiment_id(client, experiment, uri)
-    studies = client.search_runs(
-        [exp_id],
-        "tags.`lora_hpo.role` = 'study'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not studies:
-        raise UsageError(f"--experiment: {experiment!r} has no lora-hpo study run")
-    run_id = str(studies[0].info.run_id)
+    if run_id is None:
+        studies = client.search_runs(
+            [exp_id],
+            "tags.`lora_hpo.role` = 'study'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not studies:
+            raise UsageError(f"--experiment: {experiment!r} has no lora-hpo study run")
+        run_id = str(studies[0].info.run_id)
     with tempfile.TemporaryDirectory(prefix="lora-hpo-report-") as tmp:
         build_report(experiment, Path(tmp), tracking_uri)
         client.log_artifacts(run_id, tmp, "report")

@@ -5,17 +5,20 @@ Stage 1 holds the adapter's scale fixed (α = r, or rsLoRA with a fixed α) and 
 Stage 2 takes the plateau rank (the smallest r within tolerance of the best) and searches α/r
 (or α/√r with rsLoRA) together with the learning rate. Every stage is an ordinary study, so it
 gets ASHA, tracking and resume like any other; a small JSON state file in the storage root
-records finished stages so ``resume`` continues where the driver died.
+records finished stages so ``resume`` continues where the driver died. With tracking
+(``staged_tracking.StagedRun``), the staged study is one MLflow parent run and each stage's
+study run is its child.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lora_hpo.checks import can_be
 from lora_hpo.spec import Fixed, Range, SpaceSpec, StudySpec
@@ -93,6 +96,7 @@ def plateau(scores: dict[int, float], tolerance: float, mode: str) -> int:
 
 @dataclass
 class StagedState:
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # names the MLflow parent run
     scores: dict[int, float] = field(default_factory=dict)  # stage 1: rank -> best metric
     plateau_rank: int | None = None
     decision: str = ""
@@ -106,6 +110,14 @@ class StagedState:
         raw = json.loads(path.read_text())
         raw["scores"] = {int(k): v for k, v in raw["scores"].items()}
         return cls(**raw)
+
+    @classmethod
+    def ensure(cls, path: Path) -> StagedState:
+        """The saved state, or a fresh one written now (so its key survives a crash)."""
+        state = cls.load(path)
+        if not path.is_file():
+            state.save(path)
+        return state
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,31 +185,51 @@ def run_staged(
     return state
 
 
+class StageTracking(Protocol):
+    """What a staged study tells its tracker: see ``staged_tracking.StagedRun``."""
+
+    def start(self, key: str) -> None: ...
+
+    def callbacks(self, stage: StudySpec) -> list[Any]: ...
+
+    def finish(self, state: StagedState) -> None: ...
+
+
 def run_staged_study(
     spec: StudySpec,
     *,
     storage_path: str | None = None,
     address: str | None = None,
-    callbacks_for: Callable[[StudySpec], list[Any]] = lambda _: [],
+    tracking: StageTracking | None = None,
+    callbacks: list[Any] | None = None,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> Any:
-    """Run (or resume) a staged study on Ray Tune; returns stage 2's StudyResult."""
+    """Run (or resume) a staged study on Ray Tune; returns stage 2's StudyResult.
+
+    ``tracking`` gives each stage its own callbacks (an MLflow tracker under one parent run);
+    ``callbacks`` are passed to every stage as they are."""
     from lora_hpo.tuner import connect, run_or_resume, storage_root, write_spec
 
     storage = storage_root(storage_path)
     connect(address, spec)
     write_spec(spec, f"{storage.rstrip('/')}/{spec.name}")  # so ``resume NAME`` finds it
+    state_path = Path(storage) / spec.name / STATE_FILE
+    if tracking is not None:
+        tracking.start(StagedState.ensure(state_path).key)
     results: dict[str, Any] = {}
 
     def run(stage: StudySpec) -> float | None:
-        result = run_or_resume(stage, storage, address, callbacks_for(stage), progress)
+        cbs = (tracking.callbacks(stage) if tracking else []) + list(callbacks or [])
+        result = run_or_resume(stage, storage, address, cbs, progress)
         results[stage.name] = result
         if result.best is None:
             return None
         return float(result.best.metrics[spec.metric])
 
-    state = run_staged(spec, run, Path(storage) / spec.name / STATE_FILE, say)
+    state = run_staged(spec, run, state_path, say)
+    if tracking is not None:
+        tracking.finish(state)
     final = results[f"{spec.name}-stage2"]
     final.decision = state.decision
     return final

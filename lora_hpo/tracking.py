@@ -51,8 +51,11 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         state_dir: str | None = None,
         flush_timeout_s: float = 60.0,
         stream: TextIO | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
+        """``parent_run_id``: nest the study run under this run (a staged study's parent)."""
         self.spec, self.state_dir, self.stream = spec, state_dir, stream
+        self.parent_run_id = parent_run_id
         self.tracking_uri, self.flush_timeout_s = tracking_uri, flush_timeout_s
         self.uri, self.artifact_location = resolve_tracking_uri(
             tracking_uri, spec.tracking.tracking_uri
@@ -64,7 +67,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         self._lineage: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config with callbacks
-        keep = ("tracking_uri", "state_dir", "flush_timeout_s")
+        keep = ("tracking_uri", "state_dir", "flush_timeout_s", "parent_run_id")
         return {"spec": self.spec, **{k: getattr(self, k) for k in keep}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -130,6 +133,8 @@ class MLflowTracker(Callback):  # type: ignore[misc]
                 self._retire(old)
             tags = {"lora_hpo.spec_hash": spec_hash(self.spec), "lora_hpo.study_dir": where}
             tags |= {"lora_hpo.metric": self.spec.metric, "lora_hpo.mode": self.spec.mode}
+            if self.parent_run_id is not None:
+                tags["mlflow.parentRunId"] = self.parent_run_id
             params = self.redact.mapping(study_params(self.spec))
             tags = self.redact.mapping({"lora_hpo.role": "study", **tags, **self._lineage})
             self.box.put({"op": "open_study", "params": params, "tags": tags})

@@ -225,12 +225,11 @@ def run_study(
     if spec.search.strategy == "staged":
         from lora_hpo.staged import run_staged_study
 
-        extra = list(callbacks or [])
         return run_staged_study(  # type: ignore[no-any-return]
             spec,
             storage_path=storage_path,
             address=address,
-            callbacks_for=lambda stage: extra,
+            callbacks=callbacks,
             progress=progress,
         )
 
@@ -275,6 +274,11 @@ def locate_study(name_or_path: str, storage_path: str | None = None) -> str:
     return str(candidate)
 
 
+def storage_of(study_dir: str) -> str:
+    """The storage root that holds a study directory (a path or a URI)."""
+    return study_dir.rstrip("/").rsplit("/", 1)[0]
+
+
 def resume_study(
     name_or_path: str,
     *,
@@ -294,12 +298,11 @@ def resume_study(
     if spec.search.strategy == "staged":
         from lora_hpo.staged import run_staged_study
 
-        extra = list(callbacks or [])
         return run_staged_study(  # type: ignore[no-any-return]
             spec,
-            storage_path=str(Path(study_dir).parent),
+            storage_path=storage_of(study_dir),
             address=address,
-            callbacks_for=lambda stage: extra,
+            callbacks=callbacks,
             progress=progress,
         )
     connect(address, spec)

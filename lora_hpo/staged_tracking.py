@@ -1,0 +1,97 @@
+"""A staged study in MLflow: one parent run for the whole study, each stage's study run (and
+its trial runs below it) nested under it.
+
+The parent is found again by its key (kept in the staged state file), so ``resume`` reuses it.
+When the study ends, the parent holds the rank sweep (``stage1_<metric>`` at step r, so
+MLflow's chart of it is the plateau curve), the plateau rank, the decision in words and
+stage 2's best. If MLflow cannot be reached when the study starts, the stages are still
+tracked, as separate studies, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import yaml
+
+from lora_hpo.lineage import Redactor, lineage_tags, study_params
+from lora_hpo.loader import spec_hash, spec_to_dict
+from lora_hpo.mlflow_store import SPEC_NAME, Store, resolve_tracking_uri
+from lora_hpo.spec import StudySpec
+from lora_hpo.staged import StagedState
+from lora_hpo.tracking import MLflowTracker
+
+ROLE = "staged"  # lora_hpo.role of the parent run
+
+
+class StagedRun:
+    """``run_staged_study(spec, tracking=StagedRun(spec))``: the parent run and one
+    ``MLflowTracker`` per stage, nested under it."""
+
+    def __init__(
+        self, spec: StudySpec, tracking_uri: str | None = None, stream: TextIO | None = None
+    ) -> None:
+        self.spec, self.tracking_uri = spec, tracking_uri
+        self.stream = stream or sys.stderr
+        self.uri, self.artifact_location = resolve_tracking_uri(
+            tracking_uri, spec.tracking.tracking_uri
+        )
+        self.redact = Redactor()
+        self.run_id: str | None = None
+        self._store: Store | None = None
+
+    def start(self, key: str) -> None:
+        """Find (on resume) or create the parent run, and mark it RUNNING."""
+        spec = self.spec
+        try:
+            store = Store(self.uri, self.artifact_location)
+            experiment_id = store.experiment_id(spec.experiment)
+            match = {"lora_hpo.role": ROLE, "lora_hpo.study_key": key}
+            tags = {"lora_hpo.spec_hash": spec_hash(spec), "lora_hpo.metric": spec.metric}
+            tags |= {"lora_hpo.mode": spec.mode, **lineage_tags(spec)}
+            tags = self.redact.mapping(tags)
+            run_id = store.get_or_create_run(experiment_id, match, spec.name, tags)
+            params = self.redact.mapping(study_params(spec))
+            store.log(run_id, {"params": params, "tags": tags})
+            text = yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+            store.log_text(run_id, self.redact(text), SPEC_NAME)
+            store.set_status(run_id, "RUNNING")
+        except Exception as exc:  # tracking must not stop a study; the stages still track
+            self._say(f"could not open the staged parent run ({exc}); stages are tracked alone")
+            return
+        self._store, self.run_id = store, run_id
+
+    def callbacks(self, stage: StudySpec) -> list[Any]:
+        return [MLflowTracker(stage, self.tracking_uri, parent_run_id=self.run_id)]
+
+    def finish(self, state: StagedState) -> None:
+        """Log the rank sweep, the plateau rank, the decision and stage 2's best; close."""
+        if self._store is None or self.run_id is None:
+            return
+        metric = self.spec.metric  # no timestamps: logged again after a resume, MLflow dedups
+        points = [
+            {"metrics": {f"stage1_{metric}": score}, "step": r}
+            for r, score in sorted(state.scores.items())
+        ]
+        tags = {"lora_hpo.decision": state.decision}
+        if state.plateau_rank is not None:
+            tags["lora_hpo.plateau_rank"] = str(state.plateau_rank)
+        final: dict[str, Any] = {"tags": tags}
+        if state.stage2_best is not None:
+            final["metrics"] = {f"stage2_best_{metric}": state.stage2_best}
+        try:
+            for record in [*points, final]:
+                self._store.log(self.run_id, record)
+            self._store.set_status(self.run_id, "FINISHED" if state.done else "KILLED")
+        except Exception as exc:
+            self._say(f"could not record the staged decision on run {self.run_id}: {exc}")
+
+    def summary(self) -> str:
+        where = self.redact(self.uri)
+        if self.run_id is None:
+            return f"MLflow: experiment {self.spec.experiment!r} at {where}"
+        return f"MLflow: experiment {self.spec.experiment!r} at {where}, parent run {self.run_id}"
+
+    def _say(self, text: str) -> None:
+        print(f"lora-hpo tracking: {text}", file=self.stream, flush=True)
