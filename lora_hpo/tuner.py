@@ -116,19 +116,24 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
 def build_tuner(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     from lora_hpo.registry import make_sampler
     from lora_hpo.space import compile_space
 
-    searcher = OptunaSearch(
-        space=compile_space(spec.space),
-        sampler=make_sampler(spec.search.sampler, spec.search.seed),
-        metric=spec.metric,
-        mode=spec.mode,
-    )
-    limited = ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)
+    space, concurrency = compile_space(spec.space), spec.search.max_concurrent
+    if space:
+        searcher = OptunaSearch(
+            space=space,
+            sampler=make_sampler(spec.search.sampler, spec.search.seed),
+            metric=spec.metric,
+            mode=spec.mode,
+        )
+        limited: Any = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
+    else:  # every value fixed (one config, or a staged stage with lr fixed): Optuna needs a
+        # space to search, so num_samples repeats of the config run through Tune's generator
+        limited = BasicVariantGenerator(max_concurrent=concurrency)
     scheduler = None
     if spec.search.scheduler.type == "asha":
         scheduler = ASHAScheduler(

@@ -93,6 +93,20 @@ def test_a_diverging_trial_does_not_stop_the_study(
     assert all(t.metrics["step"] < spec.training.max_steps for t in diverged)
 
 
+def test_a_fully_fixed_space_runs_its_one_config(
+    local_ray: None, tiny_assets: Path, tmp_path: Path
+) -> None:
+    """Nothing to search (Optuna refuses an empty space): num_samples runs of the config."""
+    data = tiny_study(tiny_assets, **{"search.num_samples": 2, "training.max_steps": 10})
+    data["space"] = {"r": 4, "lora_alpha": 8.0, "learning_rate": 3e-3}
+    spec = parse_spec(data)
+    result = run_study(spec, storage_path=str(tmp_path), progress=False)
+    assert len(result.trials) == 2
+    for t in result.trials:
+        assert (t.params["r"], t.params["lora_alpha"], t.params["learning_rate"]) == (4, 8.0, 3e-3)
+        assert t.status == "completed" and t.metrics["step"] == 10
+
+
 class KillOnce:
     """A Tune callback that SIGKILLs the worker of the first trial to report step 10."""
 
