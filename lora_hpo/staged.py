@@ -149,8 +149,13 @@ def run_stage1(
             g = gain(state.scores[previous], state.scores[r], mode)
             if g < st.plateau_tolerance:
                 chosen = plateau(state.scores, st.plateau_tolerance, mode)
+                change = (
+                    f"improved {metric} by only {g:.1%}"
+                    if g > 0
+                    else f"did not improve {metric} ({g:+.1%})"
+                )
                 state.decision = (
-                    f"rank plateau at r={chosen}: r={r} improved {metric} by only {g:.1%}"
+                    f"rank plateau at r={chosen}: r={r} {change}"
                     f" over r={previous} (tolerance {st.plateau_tolerance:.1%})"
                 )
                 return chosen

@@ -108,6 +108,14 @@ def test_resume_skips_finished_ranks(tmp_path: Path) -> None:
     assert state.plateau_rank == 16
 
 
+def test_a_worse_larger_rank_is_called_no_improvement(tmp_path: Path) -> None:
+    spec, path = _spec(), tmp_path / "state.json"
+    StagedState(scores={8: 1.00, 16: 1.05}).save(path)  # r=16 is 5% worse
+    state = run_staged(spec, FakeRunner(), path, lambda _: None)
+    assert state.plateau_rank == 8
+    assert "rank plateau at r=8: r=16 did not improve eval_loss (-5.0%)" in state.decision
+
+
 def test_no_plateau_uses_the_best_rank(tmp_path: Path) -> None:
     spec = _spec(r_max=16)
     state = run_staged(spec, FakeRunner(), tmp_path / "s.json", lambda _: None)
