@@ -1,4 +1,5 @@
-"""Render bench/RESULTS.md from a results.json written by bench/run.py.
+"""Render bench/RESULTS.md from a results.json written by bench/run.py, plus the search-quality
+section (bench/search_quality.py) when a search_quality.json lies beside the results.json.
 
 python bench/report.py [RESULTS_JSON] [RESULTS_MD]   # re-render without re-running
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +85,7 @@ def shares(b: dict[str, Any]) -> str:
 
 def step_ratio(b: dict[str, Any]) -> float:
     """The figure's own ratio for any study: wall / (in-step time / concurrency)."""
-    return b["wall_s"] / (b["in_step_s"] / b["concurrency"])
+    return float(b["wall_s"] / (b["in_step_s"] / b["concurrency"]))
 
 
 def note_overhead(r: dict[str, Any]) -> str:
@@ -150,7 +152,7 @@ def note_target(r: dict[str, Any], peer: str) -> str:
 
 def between_share(b: dict[str, Any]) -> float:
     """Percent of non-step worker-slot time spent inside trials between steps."""
-    return 100 * b["in_trial_other_s"] / (b["in_trial_other_s"] + b["outside_trials_s"])
+    return float(100 * b["in_trial_other_s"] / (b["in_trial_other_s"] + b["outside_trials_s"]))
 
 
 def note_budget(r: dict[str, Any], peer: str) -> str:
@@ -184,7 +186,7 @@ def note_budget(r: dict[str, Any], peer: str) -> str:
 
 
 def notes(results: dict[str, Any]) -> list[str]:
-    writers = {
+    writers: dict[str, Callable[[dict[str, Any]], str]] = {
         "overhead": note_overhead,
         "trial_start": note_trial_start,
         "asha_steps": note_asha,
@@ -311,15 +313,31 @@ def fmt_load(load: list[float]) -> str:
     return " / ".join(f"{x:.2f}" for x in load)
 
 
-def main() -> None:
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
-    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "RESULTS.md"
+def with_search_quality(md: str, path: Path) -> str:
+    """``md`` with the search-quality section appended when ``path`` (the JSON written by
+    bench/search_quality.py) exists; unchanged otherwise."""
+    if not path.is_file():
+        return md
+    import search_quality
+
+    return md + "\n" + search_quality.render_section(json.loads(path.read_text()))
+
+
+def rerender(src: Path, dst: Path) -> None:
+    """Recompute the figures from a results.json and write the Markdown (plus the
+    search-quality section when search_quality.json lies beside the results.json)."""
     results = json.loads(src.read_text())
     conc = results["concurrency"]  # figures are recomputed from the raw parts
     results["figures"] = figures.compute(results["parts"], conc)
     results["breakdowns"] = figures.breakdowns(results["parts"], conc)
-    dst.write_text(render(results))
+    dst.write_text(with_search_quality(render(results), src.parent / "search_quality.json"))
     print(f"wrote {dst}")
+
+
+def main() -> None:
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "out" / "results.json"
+    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "RESULTS.md"
+    rerender(src, dst)
 
 
 if __name__ == "__main__":

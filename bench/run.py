@@ -209,7 +209,7 @@ def main() -> None:
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     md = BENCH / "RESULTS.md" if mode == "full" and args.out is None else out / "RESULTS.md"
-    md.write_text(report.render(results))
+    md.write_text(report.with_search_quality(report.render(results), out / "search_quality.json"))
     print(report.figure_table(results))
     print(f"wrote {out / 'results.json'} and {md}")
 
