@@ -93,6 +93,20 @@ def plot_rank(trials: list[Trial], metric: str, mode: str, out: Path) -> Path:
     return _save(fig, out / "rank_plateau.png")
 
 
+SCALE_TICKS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0)
+
+
+def _plain_ticks(ax: Any, ticks: tuple[float, ...]) -> None:
+    """Label a log axis at the given values that fall in its range, as plain numbers (a narrow
+    range, e.g. s in 0.6-1.7, would otherwise show a single '2^0')."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([v for v in ticks if lo <= v <= hi])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_scale(trials: list[Trial], metric: str, out: Path) -> Path:
     """Metric against the effective scale s: α/r, or α/√r for rsLoRA trials."""
     import matplotlib.pyplot as plt
@@ -103,6 +117,7 @@ def plot_scale(trials: list[Trial], metric: str, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     _scatter(ax, trials, "effective_scale")
     ax.set_xscale("log", base=2)
+    _plain_ticks(ax, SCALE_TICKS)
     ax.set(
         xlabel="effective scale s = α/r (α/√r with rsLoRA)",
         ylabel=metric,
