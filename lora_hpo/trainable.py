@@ -266,6 +266,25 @@ def _stop_requested() -> bool:
     return bool(session is not None and session.stop_event.is_set())
 
 
+def newest_checkpoint(checkpoint: Any) -> Any:
+    """The trial's newest complete checkpoint. After a driver crash Tune restores from the
+    checkpoint named in its last experiment snapshot, which may be older than the trial's last
+    report, and ``num_to_keep`` may have deleted it since; the trial directory holds the newer
+    ones (the steps after it were already reported)."""
+    from pyarrow import fs
+    from ray import tune
+
+    filesystem, parent = checkpoint.filesystem, checkpoint.path.rstrip("/").rsplit("/", 1)[0]
+    found = filesystem.get_file_info(fs.FileSelector(parent, allow_not_found=True))
+    names = [i.base_name for i in found if i.type == fs.FileType.Directory]
+    for name in sorted((n for n in names if n.startswith("checkpoint_")), reverse=True):
+        path = f"{parent}/{name}"
+        files = filesystem.get_file_info([f"{path}/trainer_state.json", f"{path}/{TRIAL_FILE}"])
+        if all(f.type == fs.FileType.File for f in files):
+            return tune.Checkpoint(path, filesystem=filesystem)
+    return checkpoint
+
+
 def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
     """The Ray Tune function trainable: resumes from ``tune.get_checkpoint()`` when given."""
     from ray import tune
@@ -289,6 +308,7 @@ def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
         resume_from = None
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
+            checkpoint = newest_checkpoint(checkpoint)
             state = json.loads(
                 Path(checkpoint.to_directory(os.path.join(work, "restore")))
                 .joinpath("trainer_state.json")

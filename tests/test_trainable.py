@@ -169,3 +169,21 @@ def test_second_trial_reuses_the_base_model_untouched(minilm_spec: StudySpec) ->
     assert entry_after is entry
     assert model_mod.LOAD_COUNT["demo:minilm-l6"] == loads  # not reloaded from disk
     assert model_mod.weights_hash(entry.model) == before  # LoRA removed, head restored
+
+
+def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
+    """Tune's snapshot can name a checkpoint that ``num_to_keep`` deleted after it."""
+    from ray import tune
+
+    from lora_hpo.trainable import TRIAL_FILE, newest_checkpoint
+
+    trial = tmp_path / "trial"
+    for index, files in [(2, ["trainer_state.json", TRIAL_FILE]), (3, ["trainer_state.json"])]:
+        folder = trial / f"checkpoint_{index:06d}"
+        folder.mkdir(parents=True)
+        for name in files:
+            (folder / name).write_text("{}")
+    stale = tune.Checkpoint(str(trial / "checkpoint_000001"))  # deleted; 3 is half-written
+    assert Path(newest_checkpoint(stale).path) == trial / "checkpoint_000002"
+    (trial / "checkpoint_000003" / TRIAL_FILE).write_text("{}")
+    assert Path(newest_checkpoint(stale).path) == trial / "checkpoint_000003"
