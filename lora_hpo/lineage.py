@@ -148,6 +148,17 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+def study_tags(spec: StudySpec) -> dict[str, str]:
+    """The tags every study-level run carries: the spec's hash, the metric and its mode."""
+    from lora_hpo.loader import spec_hash
+
+    return {
+        "lora_hpo.spec_hash": spec_hash(spec),
+        "lora_hpo.metric": spec.metric,
+        "lora_hpo.mode": spec.mode,
+    }
+
+
 def study_params(spec: StudySpec) -> dict[str, Any]:
     """The study run's params: the search and training settings, the metric and its mode."""
     from lora_hpo.loader import spec_to_dict

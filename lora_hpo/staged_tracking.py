@@ -15,8 +15,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from lora_hpo.lineage import Redactor, lineage_tags, study_params
-from lora_hpo.loader import spec_hash, spec_to_dict
+from lora_hpo.lineage import Redactor, lineage_tags, study_params, study_tags
+from lora_hpo.loader import spec_to_dict
 from lora_hpo.mlflow_store import SPEC_NAME, Store, resolve_tracking_uri
 from lora_hpo.spec import StudySpec
 from lora_hpo.staged import StagedState
@@ -48,9 +48,7 @@ class StagedRun:
             store = Store(self.uri, self.artifact_location)
             experiment_id = store.experiment_id(spec.experiment)
             match = {"lora_hpo.role": ROLE, "lora_hpo.study_key": key}
-            tags = {"lora_hpo.spec_hash": spec_hash(spec), "lora_hpo.metric": spec.metric}
-            tags |= {"lora_hpo.mode": spec.mode, **lineage_tags(spec)}
-            tags = self.redact.mapping(tags)
+            tags = self.redact.mapping({**study_tags(spec), **lineage_tags(spec)})
             run_id = store.get_or_create_run(experiment_id, match, spec.name, tags)
             params = self.redact.mapping(study_params(spec))
             store.log(run_id, {"params": params, "tags": tags})

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 import yaml
 from ray.tune import Callback
 
-from lora_hpo.lineage import Redactor, curve, lineage_tags, study_params
-from lora_hpo.loader import spec_hash, spec_to_dict
+from lora_hpo.lineage import Redactor, curve, lineage_tags, study_params, study_tags
+from lora_hpo.loader import spec_to_dict
 from lora_hpo.mlflow_store import classify, resolve_tracking_uri
 from lora_hpo.mlflow_writer import Writer
 from lora_hpo.outbox import Outbox, StateFile
@@ -131,8 +131,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         with lock:
             if old and not resumed and old.get("tracking_uri") == self.state["tracking_uri"]:
                 self._retire(old)
-            tags = {"lora_hpo.spec_hash": spec_hash(self.spec), "lora_hpo.study_dir": where}
-            tags |= {"lora_hpo.metric": self.spec.metric, "lora_hpo.mode": self.spec.mode}
+            tags = {**study_tags(self.spec), "lora_hpo.study_dir": where}
             if self.parent_run_id is not None:
                 tags["mlflow.parentRunId"] = self.parent_run_id
             params = self.redact.mapping(study_params(self.spec))
