@@ -1,7 +1,7 @@
 """Trial-runner figures: steps/s per demo model, first vs cached trial start, and memory over
 10 consecutive trials in one process. Prints a table and writes bench/out/trial_runner.json.
 
-    python bench/trial_runner.py [--trials 10] [--smollm-steps 10]
+    python -m bench.trial_runner [--trials 10] [--smollm-steps 10]
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import psutil
 
-from lora_hpo.loader import load_spec
-from lora_hpo.quiet import quiet_libraries
-from lora_hpo.spec import StudySpec
-from lora_hpo.trainable import run_trial
+from lora_hpo.spec.loader import load_spec
+from lora_hpo.spec.schema import StudySpec
+from lora_hpo.training.quiet import quiet_libraries
+from lora_hpo.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"

@@ -1,28 +1,40 @@
 """lora-hpo: search LoRA hyperparameters with Ray Tune, Optuna, PEFT and MLflow.
 
-The public API is small; heavy modules load only when their function is called.
+The public API is small; heavy modules load only when their function is called:
+``load_spec``, ``compile_space``, ``derive`` (no torch or Ray), ``run_study`` /
+``resume_study`` (Ray Tune), ``best_configs`` / ``export_adapter`` (MLflow).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from lora_hpo.errors import SpecError
-from lora_hpo.loader import load_spec
-from lora_hpo.space import compile_space, derive
+from lora_hpo.spec.errors import SpecError
+from lora_hpo.spec.loader import load_spec
+from lora_hpo.spec.space import compile_space, derive
 
-__all__ = ["SpecError", "compile_space", "derive", "load_spec"]
+__all__ = [
+    "SpecError",
+    "best_configs",
+    "compile_space",
+    "derive",
+    "export_adapter",
+    "load_spec",
+    "resume_study",
+    "run_study",
+]
 __version__ = "0.1.0"
 
+_LAZY = {
+    "best_configs": "lora_hpo.analysis.results",
+    "export_adapter": "lora_hpo.analysis.results",
+    "run_study": "lora_hpo.search.study",
+    "resume_study": "lora_hpo.search.study",
+}
 
-def __getattr__(name: str) -> Any:  # lazy: run_study, best_configs, export_adapter
-    lazy = {
-        "best_configs": "lora_hpo.results",
-        "export_adapter": "lora_hpo.results",
-        "run_study": "lora_hpo.tuner",
-    }
-    if name in lazy:
-        import importlib
 
-        return getattr(importlib.import_module(lazy[name]), name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lora_hpo' has no attribute {name!r}")

@@ -30,8 +30,12 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    """``wrap``: a command prefix to start it under (e.g. ``ip netns exec NS``); the health
+    check then runs under it too."""
+
+    def __init__(self, root: Path, port: int | None = None, wrap: list[str] | None = None) -> None:
         self.root = root
+        self.wrap = list(wrap or [])
         self.port = port or free_port()
         self.db = root / "mlflow.db"
         self.artifacts = root / "artifacts"
@@ -56,7 +60,7 @@ class MlflowServer:
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey job workers: ~6 fewer
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+            self.proc = subprocess.Popen([*self.wrap, *cmd], stdout=log, stderr=log, env=env)
         while time.monotonic() - t0 < START_TIMEOUT_S:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mlflow server exited; see {self.log}")
@@ -67,6 +71,10 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server not healthy in {START_TIMEOUT_S} s; see {self.log}")
 
     def healthy(self) -> bool:
+        if self.wrap:
+            probe = f"import urllib.request as u; u.urlopen('{self.uri}/health', timeout=1)"
+            done = subprocess.run([*self.wrap, sys.executable, "-c", probe], capture_output=True)
+            return done.returncode == 0
         try:
             with urllib.request.urlopen(f"{self.uri}/health", timeout=1) as resp:
                 return bool(resp.status == 200)
@@ -93,8 +101,8 @@ FAKE_TOKEN = "hf_lorahpoFAKEtoken0123456789abcdef"  # planted in HF_TOKEN; must 
 @dataclass
 class TrackedStudy:
     spec: Any
-    result: Any  # lora_hpo.tuner.StudyResult
-    tracker: Any  # lora_hpo.tracking.MLflowTracker
+    result: Any  # lora_hpo.search.result.StudyResult
+    tracker: Any  # lora_hpo.tracking.tracker.MLflowTracker
     uri: str
     marks: dict[str, float]  # down, restart, up (the outage), end (of the study)
     told: str  # what the tracker told the user (stderr)
@@ -130,28 +138,29 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     tracking URI carries the token too, as a password. Adapters: the top 2."""
     if server.uri in _SHARED:
         return _SHARED[server.uri]
-    from lora_hpo.loader import parse_spec
-    from lora_hpo.tracking import MLflowTracker
-    from lora_hpo.tuner import run_study
+    from lora_hpo.search.study import run_study
+    from lora_hpo.spec.loader import parse_spec
+    from lora_hpo.tracking.study import StudyTracking
     from tests.conftest import tiny_study
 
     uri = f"http://lora:{FAKE_TOKEN}@127.0.0.1:{server.port}"
     tracking = {"tracking_uri": uri, "log_adapters": "top-k", "top_k": 2}
     spec = parse_spec(tiny_study(assets, name="tracked", tracking=tracking))
     stream = io.StringIO()
-    tracker = MLflowTracker(spec, flush_timeout_s=240, stream=stream)
+    tracking = StudyTracking(flush_timeout_s=240, stream=stream)
 
     def logging() -> bool:
-        return tracker.outbox is not None and tracker.outbox.stats["sent"] >= 3
+        box = tracking.trackers[0].outbox if tracking.trackers else None
+        return box is not None and box.stats["sent"] >= 3
 
     marks: dict[str, float] = {}
     thread = threading.Thread(target=outage, args=(server, logging, 30, marks), daemon=True)
     thread.start()
     storage = str(server.root / "results")
-    result = run_study(spec, storage_path=storage, callbacks=[tracker], progress=False)
+    result = run_study(spec, storage_path=storage, tracking=tracking)
     marks["end"] = time.time()
     thread.join(timeout=180)
-    study = TrackedStudy(spec, result, tracker, server.uri, marks, stream.getvalue())
+    study = TrackedStudy(spec, result, tracking.trackers[0], server.uri, marks, stream.getvalue())
     _SHARED[server.uri] = study
     return study
 
@@ -202,5 +211,5 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
 # ``lora-hpo`` in a subprocess, on a fresh local Ray (never a ``ray start`` cluster nearby)
 DRIVER = (
     "import sys, torch, ray; ray.init(address='local', num_cpus=2, include_dashboard=False);"
-    " from lora_hpo.cli import main; sys.exit(main(sys.argv[1:]))"
+    " from lora_hpo.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )

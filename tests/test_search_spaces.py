@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from lora_hpo.checks import bounds, guardrail_warnings
-from lora_hpo.loader import load_spec
-from lora_hpo.registry import RANK_BANDS
+from lora_hpo.spec.guardrails import guardrail_warnings
+from lora_hpo.spec.loader import load_spec
+from lora_hpo.spec.params import bounds
+from lora_hpo.spec.registry import RANK_BANDS
 from tests.conftest import REPO
 
 FILES = sorted((REPO / "search_spaces").glob("*.yaml"))

@@ -1,0 +1,5 @@
+"""``python -m bench.overhead``: see ``run.py``."""
+
+from bench.overhead.run import main
+
+main()

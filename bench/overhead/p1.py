@@ -1,0 +1,229 @@
+"""P1, the framework overhead of a study as its users run it: the ``lora-hpo run`` command on
+the quickstart, and on a longer study (the quickstart with 200-step trials), each run
+``--repeats`` times (median) in a fresh process from a fresh working directory.
+
+    P1 = study wall / (sum of in-step training time over trials / concurrency)
+
+The study wall is what the command prints ("N trials in X s": from the tuner's start to its
+end); the command wall (timed from outside: imports, preflight, Ray's start, MLflow) is given
+beside it. Each trial's in-step time is its last report's ``step_time_s``. Where P1 misses
+its aim, the per-phase columns say where the rest went:
+
+    start    each trial's time from its start to its first step (model and data load)
+    between  its time inside the trainable outside steps: evaluation, checkpoint, report
+    gaps     study wall minus the trials' time in the trainable: worker start-up, scheduling
+
+    python -m bench.overhead.p1              # both studies, 3 repeats: about 25 min on 2 cores
+    python -m bench.overhead.p1 --smoke      # tiny settings, 1 repeat (tests run it)
+
+It writes <out>/p1.json and <out>/p1.md (default bench/out/p1/); load is sampled throughout,
+and each run (but with --smoke) waits up to 4 minutes for the 1-minute load average to fall
+below 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import machine
+from bench.overhead.run import part_env, sample_load
+from bench.overhead.settings import BENCH, QUICKSTART
+from bench.results_md import write_section
+
+AIMS = {"quickstart": 1.25, "long": 1.15}
+STUDIES: dict[str, dict[str, list[str]]] = {
+    "full": {
+        "quickstart": [],
+        "long": [
+            "training.max_steps=200",
+            "search.num_samples=4",
+            "search.scheduler.grace_period=50",
+        ],
+    },
+    "smoke": {
+        "quickstart": [
+            "training.max_steps=4",
+            "search.num_samples=2",
+            "search.scheduler.type=none",
+            "data.max_train_samples=64",
+            "data.max_eval_samples=16",
+        ],
+        "long": [
+            "training.max_steps=8",
+            "search.num_samples=2",
+            "search.scheduler.type=none",
+            "data.max_train_samples=64",
+            "data.max_eval_samples=16",
+        ],
+    },
+}
+SUMMARY = re.compile(r"study '[^']+': (\d+) trials in (\d+(?:\.\d+)?) s")
+
+
+def wait_quiet(below: float = 0.5, at_most_s: float = 240.0) -> None:
+    """Wait until the 1-minute load average is below ``below`` (the last run's tail decays)."""
+    end = time.monotonic() + at_most_s
+    while os.getloadavg()[0] >= below and time.monotonic() < end:
+        time.sleep(5)
+
+
+def run_study(
+    name: str, sets: list[str], work: Path, repeat: int, quiet: bool = True
+) -> dict[str, Any]:
+    """One ``lora-hpo run`` in a fresh process and working directory; its phases."""
+    cwd = work / f"{name}-{repeat}"
+    shutil.rmtree(cwd, ignore_errors=True)
+    cwd.mkdir(parents=True)
+    storage = cwd / "studies"
+    cli = str(Path(sys.executable).parent / "lora-hpo")
+    cmd = [cli, "run", str(QUICKSTART), "--storage-path", str(storage)]
+    cmd += [arg for kv in sets for arg in ("--set", kv)]
+    if quiet:
+        wait_quiet()
+    before = os.getloadavg()
+    print(f"[{time.strftime('%H:%M:%S')}] {name} (repeat {repeat + 1})", flush=True)
+    log = cwd / "run.log"
+    start = time.monotonic()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=part_env(), stdout=fh, stderr=subprocess.STDOUT)
+        loads = sample_load(proc)
+    command_s = time.monotonic() - start
+    text = log.read_text()
+    found = SUMMARY.search(text)
+    if proc.returncode != 0 or found is None:
+        sys.exit(f"p1: {name} failed (exit {proc.returncode}); see {log}\n{text[-2000:]}")
+    from lora_hpo.search.storage import read_results
+
+    trials = [rows[-1] for rows in read_results(str(storage / "quickstart")) if rows]
+    return {
+        "command": cmd,
+        "command_s": command_s,
+        "study_s": float(found.group(2)),
+        "trials": len(trials),
+        "steps": sum(int(t["step"]) for t in trials),
+        "step_s": sum(float(t.get("step_time_s", 0.0)) for t in trials),
+        "start_s": sum(float(t.get("start_s", 0.0)) for t in trials),
+        "trainable_s": sum(float(t.get("time_total_s", 0.0)) for t in trials),
+        "load_before": before,
+        "load_during": {"mean": statistics.mean(loads), "max": max(loads)},
+    }
+
+
+def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
+    """The run's figures per slot (divided by the concurrency), and P1."""
+    step, start = run["step_s"] / concurrency, run["start_s"] / concurrency
+    inside = run["trainable_s"] / concurrency
+    return {
+        "p1": run["study_s"] / step,
+        "p1_command": run["command_s"] / step,
+        "step_s": step,
+        "start_s": start,
+        "between_s": inside - step - start,
+        "gaps_s": run["study_s"] - inside,
+        "steps_per_s": run["steps"] / run["step_s"] if run["step_s"] else float("nan"),
+    }
+
+
+def median_run(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """The run whose P1 is the median (an odd count; the lower middle one otherwise)."""
+    ranked = sorted(runs, key=lambda r: phases(r, concurrency)["p1"])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def render(results: dict[str, Any]) -> str:
+    conc = results["concurrency"]
+    lines = [
+        "## Framework overhead, P1 (`python -m bench.overhead.p1`)",
+        "",
+        f"{results['date']}, commit {results['git']['commit']}"
+        f"{' (with changes)' if results['git']['dirty'] else ''}, "
+        f"{results['machine']['nproc']} CPUs ({results['machine']['cpu_model']}), "
+        f"load before {results['load_before'][0]:.2f}. Each study is `lora-hpo run "
+        f"search_spaces/quickstart.yaml` (with the `--set` shown) in a fresh process and working "
+        f"directory, {conc} trials at once, MLflow on its embedded default. "
+        "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats.",
+        "",
+        *(f"Note: {n}\n" for n in results.get("notes", [])),
+        "| study | aim | P1 (median) | P1 of each run | command wall ÷ training | in-study "
+        "steps/s | load during (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [_figure_row(name, study, conc) for name, study in results["studies"].items()]
+    lines += [
+        "",
+        "Per slot, in the median run (seconds; start, between and gaps are defined in "
+        "`bench/overhead/p1.py`):",
+        "",
+        "| study | `--set` | trials | study wall | command wall | training | start | between "
+        "| gaps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_phase_row(name, study, conc) for name, study in results["studies"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _figure_row(name: str, study: dict[str, Any], conc: int) -> str:
+    each = [phases(r, conc) for r in study["runs"]]
+    med = phases(study["median"], conc)
+    met = "met" if med["p1"] <= AIMS[name] else "missed"
+    loads = ", ".join(f"{r['load_during']['mean']:.2f}" for r in study["runs"])
+    p1s = ", ".join(f"{p['p1']:.2f}" for p in each)
+    return (
+        f"| {name} | ≤ {AIMS[name]} | **{med['p1']:.2f}** ({met}) | {p1s} | "
+        f"{med['p1_command']:.2f} | {med['steps_per_s']:.2f} | {loads} |"
+    )
+
+
+def _phase_row(name: str, study: dict[str, Any], conc: int) -> str:
+    run, p = study["median"], phases(study["median"], conc)
+    sets = " ".join(f"`{s}`" for s in study["sets"]) or "(none)"
+    return (
+        f"| {name} | {sets} | {run['trials']} | {run['study_s']:.0f} | "
+        f"{run['command_s']:.0f} | {p['step_s']:.1f} | {p['start_s']:.1f} | "
+        f"{p['between_s']:.1f} | {p['gaps_s']:.1f} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--render", type=Path, help="write p1.md again from this p1.json; no runs")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings, 1 repeat")
+    ap.add_argument("--repeats", type=int, help="runs per study (default 3; 1 with --smoke)")
+    ap.add_argument("--only", choices=sorted(AIMS), help="run one study")
+    ap.add_argument("--out", type=Path, default=BENCH / "out" / "p1")
+    args = ap.parse_args()
+    if args.render is not None:
+        (args.render.parent / "p1.md").write_text(render(json.loads(args.render.read_text())))
+        return
+    mode = "smoke" if args.smoke else "full"
+    repeats = args.repeats or (1 if args.smoke else 3)
+    work = args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    results = machine.describe(" ".join(["python", "-m", "bench.overhead.p1", *sys.argv[1:]]))
+    conc = int(yaml.safe_load(QUICKSTART.read_text())["search"]["max_concurrent"])
+    results |= {"mode": mode, "repeats": repeats, "concurrency": conc, "studies": {}}
+    for name, sets in STUDIES[mode].items():
+        if args.only and name != args.only:
+            continue
+        runs = [run_study(name, sets, work, k, quiet=not args.smoke) for k in range(repeats)]
+        study = {"sets": sets, "runs": runs, "median": median_run(runs, conc)}
+        results["studies"][name] = study
+        print(f"  {name}: P1 {[round(phases(r, conc)['p1'], 3) for r in runs]}", flush=True)
+    results["load_after"] = os.getloadavg()
+    write_section(args.out, "p1", results, render(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The peer ratio alone: lora-hpo's wall time over HF ``Trainer.hyperparameter_search`` (Ray
+backend) at an identical budget, the same sampled configs and the same ASHA settings (the full
+bench's ``lora_same`` and ``peer_ray`` parts, at its settings), side by side in one run.
+
+    python -m bench.overhead.peer_ratio [--repeats 1] [--smoke] [--out DIR]
+
+Aim: lora-hpo wall / peer wall <= 0.6. Each repeat runs both parts in fresh processes, the
+order alternating between repeats. It writes <out>/peer.json and <out>/peer.md (default
+bench/out/peer/), with each study's breakdown (``figures.breakdown``) and the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import machine
+from bench.overhead import figures
+from bench.overhead.notes import num
+from bench.overhead.run import run_part
+from bench.overhead.settings import BENCH, MODES, TASK, sample_configs
+from bench.results_md import write_section
+
+AIM = 0.6
+PARTS = ("lora_same", "peer_ray")
+
+
+def render(r: dict[str, Any]) -> str:
+    ratios = r["ratios"]
+    med = statistics.median(ratios)
+    s = r["settings"]
+    lines = [
+        "## Against the peer at an identical budget (`python -m bench.overhead.peer_ratio`)",
+        "",
+        f"{r['date']}, commit {r['git']['commit']}{' (with changes)' if r['git']['dirty'] else ''}"
+        f", {r['machine']['nproc']} CPUs, load before {r['load_before'][0]:.2f}. Both sides ran "
+        f"the same {s['trials']} sampled configs, up to {s['max_steps']} steps, ASHA grace "
+        f"{s['grace_period']} and reduction {s['reduction_factor']}, sequence length "
+        f"{s['max_length']}, batch {s['batch_size']}, {s['concurrency']} trials at once.",
+        "",
+        f"Wall ratio, lora-hpo ÷ `Trainer.hyperparameter_search` (Ray): **{med:.2f}** "
+        f"(aim ≤ {AIM}: {'met' if med <= AIM else 'missed'}; each repeat: "
+        f"{', '.join(f'{x:.2f}' for x in ratios)}). Each side's wall runs from its own "
+        "set-up (model and data load, Ray's start) to the search's end; over whole processes "
+        f"(imports too) the ratio is {', '.join(f'{x:.2f}' for x in r['process_ratios'])}.",
+        "",
+        "| study (repeat) | wall s | trials | trial-steps | in-step s | in-trial other s | "
+        "outside trials s | s per step | best acc. | load during (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rep, studies in enumerate(r["breakdowns"], 1):
+        for name, b in studies.items():
+            cells = [b["wall_s"], b["trials"], b["trial_steps"], b["in_step_s"]]
+            cells += [b["in_trial_other_s"], b["outside_trials_s"]]
+            load = r["loads"][rep - 1][name]
+            lines.append(
+                f"| {name} ({rep}) | "
+                + " | ".join(num(c, 1) for c in cells)
+                + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {load:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny settings")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=BENCH / "out" / "peer")
+    args = ap.parse_args()
+    mode = "smoke" if args.smoke else "full"
+    settings = TASK | MODES[mode]
+    settings["configs"] = sample_configs(settings)
+    work, logs = args.out / "work", args.out / "logs"
+    for folder in (work, logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    (work / "settings.json").write_text(json.dumps(settings, indent=2))
+    r = machine.describe(" ".join(["python", "-m", "bench.overhead.peer_ratio", *sys.argv[1:]]))
+    conc = settings["concurrency"]
+    r |= {"settings": settings, "ratios": [], "process_ratios": [], "breakdowns": [], "loads": []}
+    r["parts"] = []
+    for rep in range(args.repeats):
+        order = PARTS if rep % 2 == 0 else PARTS[::-1]
+        parts = {name: run_part(name, work, logs, mode, rep) for name in order}
+        r["parts"].append(parts)
+        r["breakdowns"].append({n: figures.breakdown(parts[n], conc) for n in PARTS})
+        r["loads"].append({n: parts[n]["part"]["load_during"]["mean"] for n in PARTS})
+        r["ratios"].append(parts["lora_same"]["wall_s"] / parts["peer_ray"]["wall_s"])
+        walls = [parts[n]["part"]["wall_s"] for n in PARTS]  # whole processes, imports too
+        r["process_ratios"].append(walls[0] / walls[1])
+    r["load_after"] = os.getloadavg()
+    write_section(args.out, "peer", r, render(r))
+
+
+if __name__ == "__main__":
+    main()

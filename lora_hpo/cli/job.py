@@ -1,0 +1,34 @@
+"""The job-side entry of ``lora-hpo submit``: ``python -m lora_hpo.cli.job [ARGS]`` on the
+cluster. Decodes the spec the job carries (``lora_hpo.cluster.payload``) to a temporary file
+and runs ``lora-hpo run FILE ARGS`` on it in this process (torch before Ray starts)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from lora_hpo.cli.main import main as cli_main
+from lora_hpo.cluster.payload import decode_spec
+from lora_hpo.spec.env import JOB_ENV
+from lora_hpo.spec.errors import UsageError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        text = decode_spec()
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ[JOB_ENV] = "1"  # the preflight's messages say the files are on the cluster
+    with tempfile.TemporaryDirectory(prefix="lora-hpo-job-") as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(text, encoding="utf-8")
+        rest = list(sys.argv[1:] if argv is None else argv)
+        return cli_main(["run", str(path), *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""``lora-hpo``: the command line. Exit 0 on success, 2 on bad input, 1 on a runtime failure.
+
+Each command group registers itself from its own module: ``study`` (validate, show-space, run,
+resume), ``results`` (best, export), ``insight`` (report, transfer), ``cluster`` (submit,
+status, logs, stop). Heavy modules are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lora_hpo.cli import cluster, insight, results, study
+from lora_hpo.spec.errors import SpecError, UsageError
+
+GROUPS = (study, results, insight, cluster)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lora-hpo", description="Search LoRA hyperparameters with Ray Tune, Optuna and MLflow."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def _shutdown_ray() -> None:
+    """Stop the Ray runtime this command started (not one the caller already had running)."""
+    runtime = sys.modules.get("lora_hpo.search.runtime")
+    if runtime is not None:
+        runtime.shutdown_started()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (SpecError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        _shutdown_ray()

@@ -1,0 +1,213 @@
+"""``lora-hpo validate | show-space | run | resume``: checking a spec, and running a study.
+
+``run`` and ``resume`` go through the study entry point (``lora_hpo.search.study``), which
+picks the strategy; this module only shows what happens: warnings, the live view, the summary
+and where the records are. Heavy modules are imported when a command runs, so ``validate`` and
+``show-space`` import neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from lora_hpo.cli.table import format_table
+from lora_hpo.search.capacity import parse_duration
+from lora_hpo.spec.errors import SpecError
+from lora_hpo.spec.local import check_local
+from lora_hpo.spec.packing import explain_pack
+
+if TYPE_CHECKING:
+    from lora_hpo.search.result import StudyResult
+    from lora_hpo.spec.schema import StudySpec
+    from lora_hpo.tracking.study import StudyTracking
+
+
+def validate(args: argparse.Namespace) -> int:
+    from lora_hpo.spec.loader import load_spec
+
+    problems = []
+    for path in args.files:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        local = check_local(spec, path)
+        if local:
+            problems.extend(local)
+            continue
+        warn(path, spec)
+        print(f"ok: {path} (study {spec.name!r}, task {spec.task})")
+        packing = explain_pack(spec.search, spec.resources)
+        if packing:
+            print(f"  {packing}")
+    if problems:
+        raise SpecError(problems)
+    return 0
+
+
+def warn(path: str, spec: StudySpec) -> None:
+    """Print the spec's guardrail warnings to stderr."""
+    from lora_hpo.spec.guardrails import guardrail_warnings
+
+    for warning in guardrail_warnings(spec):
+        print(f"warning: {path}: {warning}", file=sys.stderr)
+
+
+def show_space(args: argparse.Namespace) -> int:
+    from lora_hpo.spec.loader import load_spec
+    from lora_hpo.spec.space import describe
+
+    spec = load_spec(args.file, args.set)
+    print(f"study {spec.name!r}: {spec.task}, metric {spec.metric} ({spec.mode})")
+    print(format_table(["param", "kind", "detail"], describe(spec.space)))
+    print(_memory_line(spec))
+    packing = explain_pack(spec.search, spec.resources)
+    if packing:
+        print(packing)
+    return 0
+
+
+def _memory_line(spec: StudySpec) -> str:
+    """The per-trial memory estimate from the model folder's headers (no torch), when the
+    folder is on this machine; else where it will be estimated."""
+    from pathlib import Path
+
+    from lora_hpo.spec.memory import describe_memory, shape_from_folder
+
+    folder: Path | None = Path(spec.model.path) if spec.model.path else None
+    if spec.model.demo is not None:
+        from lora_hpo.training.demos import existing_model_dir
+
+        folder = existing_model_dir(spec.model.demo)
+    shape = shape_from_folder(folder) if folder is not None else None
+    if shape is None:
+        return "memory per trial: estimated by the preflight of `lora-hpo run` (model not local)"
+    return describe_memory(spec, shape)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lora_hpo.spec.loader import load_spec
+
+    spec = load_spec(args.file, args.set)  # bad input fails here, before Ray starts
+    from lora_hpo.search.study import run_study
+    from lora_hpo.spec.env import JOB_ENV
+
+    local = check_local(spec, args.file, on_cluster=os.environ.get(JOB_ENV) == "1")
+    if local:
+        raise SpecError(local)
+    warn(args.file, spec)
+
+    tracking, view = _tracking_and_view(args)
+    result = run_study(
+        spec,
+        storage_path=args.storage_path,
+        address=args.address,
+        tracking=tracking,
+        view=view,
+        wait_for_resources=parse_duration(args.wait_for_resources),
+    )
+    return _finish(spec, result, tracking, args)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from lora_hpo.search.study import resume_study
+
+    tracking, view = _tracking_and_view(args)
+    result = resume_study(
+        args.study,
+        storage_path=args.storage_path,
+        address=args.address,
+        tracking=tracking,
+        view=view,
+        wait_for_resources=parse_duration(args.wait_for_resources),
+    )
+    return _finish(result.spec, result, tracking, args)
+
+
+def _tracking_and_view(args: argparse.Namespace) -> tuple[StudyTracking, Any]:
+    from lora_hpo.training.quiet import quiet_libraries
+
+    quiet_libraries()
+    from lora_hpo.cli.progress import ProgressView
+    from lora_hpo.tracking.study import StudyTracking
+
+    return StudyTracking(args.tracking_uri), ProgressView
+
+
+def _finish(
+    spec: StudySpec, result: StudyResult, tracking: StudyTracking, args: argparse.Namespace
+) -> int:
+    from lora_hpo.cli.summary import render
+
+    print(render(result))
+    print(tracking.summary())
+    _log_report(spec, args, tracking.run_id)
+    return 0 if result.best is not None else 1
+
+
+def _log_report(spec: StudySpec, args: argparse.Namespace, run_id: str | None) -> None:
+    """Draw the study's plots and log them to its MLflow study run (never fails the run)."""
+    from lora_hpo.analysis.report import log_report
+
+    try:
+        uri = args.tracking_uri or spec.tracking.tracking_uri
+        run_id = log_report(spec.experiment, uri, run_id)
+    except Exception as exc:  # a plotting problem must not turn a finished study into a failure
+        print(f"warning: could not log the report to MLflow: {exc}", file=sys.stderr)
+    else:
+        print(f"report: logged under report/ on MLflow run {run_id}")
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("validate", help="check search-space files; report every problem")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=validate)
+
+    p = sub.add_parser("show-space", help="print the compiled Optuna distributions")
+    p.add_argument("file", metavar="FILE")
+    add_set_flag(p)
+    p.set_defaults(func=show_space)
+
+    p = sub.add_parser("run", help="run a study on Ray Tune and show its progress")
+    p.add_argument("file", metavar="FILE")
+    add_set_flag(p)
+    add_study_flags(p)
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("resume", help="continue a killed study")
+    p.add_argument("study", metavar="NAME_OR_PATH")
+    add_study_flags(p)
+    p.set_defaults(func=resume)
+
+
+def add_set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field, e.g. --set training.max_steps=50",
+    )
+
+
+def add_study_flags(p: argparse.ArgumentParser) -> None:
+    from lora_hpo.cli.results import add_tracking_flag
+
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    p.add_argument("--storage-path", help="results root: a path or an s3:// / nfs URI")
+    add_wait_flag(p)
+    add_tracking_flag(p)
+
+
+def add_wait_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-for-resources",
+        default="15m",
+        metavar="DURATION",
+        help="on a cluster that cannot run a trial yet, ask its autoscaler and wait this long"
+        " (e.g. 90s, 15m, 1h; default 15m)",
+    )

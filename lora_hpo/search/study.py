@@ -1,0 +1,127 @@
+"""THE study entry point: ``run_study`` and ``resume_study`` pick the strategy named by
+``search.strategy`` and run it. ``lora-hpo run``, ``lora-hpo resume``, the job on a cluster
+and the Python API all come through here; nothing else knows "single or staged".
+
+A strategy is a function ``(spec, context, restore) -> StudyResult`` that runs one or more
+studies through the single-study runner (``tuner.run_one``). A new strategy is one module in
+``strategies/`` and one line in ``STRATEGIES``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from lora_hpo.search.capacity import DEFAULT_WAIT_S, release
+from lora_hpo.search.context import StudyContext, View
+from lora_hpo.search.result import StudyResult
+from lora_hpo.search.runtime import check_gpu_memory, ensure_capacity, start
+from lora_hpo.search.storage import locate_study, spec_file, storage_of, storage_root
+from lora_hpo.search.strategies import single, staged
+from lora_hpo.spec.env import JOB_ENV
+from lora_hpo.spec.loader import load_spec
+from lora_hpo.spec.schema import StudySpec
+from lora_hpo.tracking.study import StudyTracking
+
+Say = Callable[[str], None]
+
+
+class Strategy(Protocol):
+    def __call__(self, spec: StudySpec, ctx: StudyContext, restore: bool) -> StudyResult: ...
+
+
+STRATEGIES: dict[str, Strategy] = {"single": single.run, "staged": staged.run}
+
+
+def _preflight(spec: StudySpec, say: Say) -> int:
+    """The preflight on this machine (the driver): bad input fails here, before Ray starts.
+    Returns the per-trial memory estimate in bytes."""
+    from lora_hpo.training.preflight import preflight
+
+    report = preflight(spec, on_cluster=os.environ.get(JOB_ENV) == "1")
+    say(report.line())
+    return report.memory_bytes
+
+
+def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s: float) -> None:
+    """Ray's start and the preflight at once (each takes seconds); then, with the preflight
+    passed, the capacity the study needs and the GPU share check."""
+    found: dict[str, Any] = {"need": 0}
+
+    def run_preflight() -> None:
+        try:
+            found["need"] = _preflight(spec, say)
+        except BaseException as exc:  # re-raised below, on the caller's thread
+            found["error"] = exc
+
+    worker = threading.Thread(target=run_preflight, name="lora-hpo-preflight")
+    if check:
+        worker.start()
+    joined = start(address)
+    if check:
+        worker.join()
+    if "error" in found:
+        raise found["error"]
+    ensure_capacity(spec, joined, wait_s)
+    check_gpu_memory(spec, found["need"])
+
+
+def _context(
+    storage: str, tracking: StudyTracking | bool, view: View | None, callbacks: Any
+) -> StudyContext:
+    track = StudyTracking() if tracking is True else (tracking or None)
+    return StudyContext(storage, track, view, tuple(callbacks or ()))
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    storage_path: str | None = None,
+    address: str | None = None,
+    tracking: StudyTracking | bool = True,
+    view: View | None = None,
+    callbacks: list[Any] | None = None,
+    check: bool = True,
+    say: Say = print,
+    wait_for_resources: float = DEFAULT_WAIT_S,
+) -> StudyResult:
+    """Run a study end to end; its trials come back best first.
+
+    ``tracking``: True records it in MLflow at the default store (the spec's
+    ``tracking.tracking_uri``, else MLFLOW_TRACKING_URI, else ./mlflow.db); a StudyTracking
+    picks the store; False records nothing. ``view`` makes a live view per study. ``check``
+    runs the preflight first (model, tokenizer, data, labels, target modules). On a cluster
+    it joins, the study waits up to ``wait_for_resources`` seconds for a node to fit a trial."""
+    storage = storage_root(storage_path)
+    _prepare(spec, address, check, say, wait_for_resources)
+    ctx = _context(storage, tracking, view, callbacks)
+    try:
+        return STRATEGIES[spec.search.strategy](spec, ctx, False)
+    finally:
+        release()
+
+
+def resume_study(
+    name_or_path: str,
+    *,
+    storage_path: str | None = None,
+    address: str | None = None,
+    tracking: StudyTracking | bool = True,
+    view: View | None = None,
+    callbacks: list[Any] | None = None,
+    check: bool = True,
+    say: Say = print,
+    wait_for_resources: float = DEFAULT_WAIT_S,
+) -> StudyResult:
+    """Continue a killed study from its directory (a name under the storage root, a path or
+    a URI): finished trials are kept, the rest resumed."""
+    directory = locate_study(name_or_path, storage_path)
+    spec = load_spec(spec_file(directory))
+    _prepare(spec, address, check, say, wait_for_resources)
+    ctx = _context(storage_of(directory), tracking, view, callbacks)
+    try:
+        return STRATEGIES[spec.search.strategy](spec, ctx, True)
+    finally:
+        release()

@@ -1,0 +1,92 @@
+"""The columns of a local data file, read cheaply (standard library and pyarrow): JSON lines
+(every line parsed up to a size limit, so a malformed line is found with its number), a JSON
+array, CSV (the header) and parquet (the schema)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+class TableError(Exception):
+    """The file cannot be used: missing, unreadable, empty or malformed (the message says)."""
+
+
+def read_columns(path: Path, fmt: str, scan_bytes: int) -> set[str]:
+    """The file's column names; TableError says why it cannot be used."""
+    if not path.is_file():
+        raise TableError("does not exist" if not path.exists() else "is not a file")
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise TableError("is empty")
+        if fmt == "parquet":
+            return _parquet(path)
+        return _csv(path) if fmt == "csv" else _json(path, size, scan_bytes)
+    except UnicodeDecodeError as exc:
+        raise TableError(f"is not UTF-8 text (byte offset {exc.start})") from None
+    except OSError as exc:
+        raise TableError(f"cannot be read: {exc.strerror or exc}") from None
+
+
+def _parquet(path: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid for a non-parquet file
+        raise TableError(f"is not a parquet file ({exc})") from None
+    if meta.num_rows == 0:
+        raise TableError("has no rows")
+    return set(meta.schema.to_arrow_schema().names)
+
+
+def _csv(path: Path) -> set[str]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise TableError("has no header row")
+        if next(reader, None) is None:
+            raise TableError("has a header but no rows")
+    return set(header)
+
+
+def _json(path: Path, size: int, scan_bytes: int) -> set[str]:
+    """JSON lines (each line an object), or one JSON array of objects."""
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):
+        return _json_array(path.read_text(encoding="utf-8") if size <= scan_bytes else "")
+    columns: set[str] = set()
+    rows = 0
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TableError(f"line {number} is not valid JSON: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise TableError(f"line {number} is not a JSON object but {type(row).__name__}")
+            columns |= set(row)
+            rows += 1
+            if rows >= 20 and size > scan_bytes:
+                break
+    if not rows:
+        raise TableError("holds no JSON rows")
+    return columns
+
+
+def _json_array(text: str) -> set[str]:
+    if not text:
+        return set()  # too large to parse here: the preflight loads it
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TableError(f"is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not rows:
+        raise TableError("holds an empty JSON array")
+    return {key for row in rows if isinstance(row, dict) for key in row}

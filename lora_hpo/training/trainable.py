@@ -1,0 +1,88 @@
+"""The Ray Tune function trainable around ``run_trial``: where the trial runs (node, devices),
+reports through ``tune.report`` with the adapter as a ``tune.Checkpoint``, and resume from the
+trial's newest complete checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lora_hpo.spec.env import WORKER_ENV
+from lora_hpo.spec.files import TRIAL_FILE
+from lora_hpo.spec.schema import StudySpec
+from lora_hpo.training.trial import run_trial
+
+
+def newest_checkpoint(checkpoint: Any) -> Any:
+    """The trial's newest complete checkpoint. After a driver crash Tune restores from the
+    checkpoint named in its last experiment snapshot, which may be older than the trial's last
+    report; the trial directory holds the newer ones (the steps after it were already
+    reported), the newest possibly half-written by a killed process."""
+    from pyarrow import fs
+    from ray import tune
+
+    filesystem, parent = checkpoint.filesystem, checkpoint.path.rstrip("/").rsplit("/", 1)[0]
+    found = filesystem.get_file_info(fs.FileSelector(parent, allow_not_found=True))
+    names = [i.base_name for i in found if i.type == fs.FileType.Directory]
+    for name in sorted((n for n in names if n.startswith("checkpoint_")), reverse=True):
+        path = f"{parent}/{name}"
+        files = filesystem.get_file_info([f"{path}/trainer_state.json", f"{path}/{TRIAL_FILE}"])
+        if all(f.type == fs.FileType.File for f in files):
+            return tune.Checkpoint(path, filesystem=filesystem)
+    return checkpoint
+
+
+def placement() -> dict[str, Any]:
+    """Where this trial runs: node, the devices Ray assigned, when it started, and the worker
+    settings it sees."""
+    import ray
+
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "started_at": time.time(),
+        # the worker settings as this trial process sees them (they must reach it in a job)
+        **{f"env_{k}": os.environ.get(k, "") for k in WORKER_ENV},
+    }
+
+
+def _restore(work: str) -> tuple[str | None, dict[str, Any] | None]:
+    """(checkpoint dir to resume from, the final report when the trial had already finished)
+    from ``tune.get_checkpoint()``; (None, None) for a fresh trial."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, None
+    checkpoint = newest_checkpoint(checkpoint)
+    restored = Path(checkpoint.to_directory(os.path.join(work, "restore")))
+    state = json.loads((restored / "trainer_state.json").read_text())
+    resume_from = os.path.join(work, f"checkpoint-{state['global_step']}")
+    os.rename(restored, resume_from)
+    record = json.loads(Path(resume_from, TRIAL_FILE).read_text())
+    return resume_from, record["metrics"]
+
+
+def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
+    """The Ray Tune function trainable: resumes from ``tune.get_checkpoint()`` when given."""
+    from ray import tune
+
+    from lora_hpo.training.quiet import quiet_libraries
+
+    quiet_libraries()
+    where = placement()
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report({**metrics, **where, "reported_at": time.time()}, checkpoint=ckpt)
+
+    with tempfile.TemporaryDirectory(prefix="lora-hpo-trial-") as work:
+        resume_from, last = _restore(work)
+        if resume_from is not None and last is not None and last["step"] >= spec.training.max_steps:
+            report(last, resume_from)  # it died after its last report: report it again
+            return
+        run_trial(spec, config, report, resume_from=resume_from, workdir=work)

@@ -1,0 +1,159 @@
+"""One trial as plain Python: cached base model -> fresh LoRA adapter -> transformers
+``Trainer`` -> a report (with the adapter as a checkpoint) at every eval step, through a
+``Reporter`` callback, so it runs in tests without Ray. ``trainable.py`` wraps it for Ray Tune;
+``bridge.py`` is the Trainer callback that builds each report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.space import TrialParams, derive
+from lora_hpo.training.adapters import attach
+from lora_hpo.training.bridge import ReportBridge, Reporter
+from lora_hpo.training.data import TrialData, collator, trial_data
+from lora_hpo.training.metrics import classification_metrics
+from lora_hpo.training.model import BaseModel, base_model, load_tokenizer, model_source, release
+from lora_hpo.training.precision import mixed_precision
+
+__all__ = ["Reporter", "prepare", "run_trial"]
+
+
+def training_args(spec: StudySpec, params: TrialParams, out_dir: str) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    t = spec.training
+    return TrainingArguments(
+        output_dir=out_dir,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or 2 * t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation,
+        learning_rate=params.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=int(t.warmup_ratio * t.max_steps),
+        lr_scheduler_type=t.lr_scheduler,
+        max_grad_norm=t.max_grad_norm,
+        eval_strategy="no",  # the bridge asks for an eval, a save and a log at eval_steps(spec)
+        save_strategy="no",
+        save_total_limit=2,
+        logging_strategy="no",
+        label_names=["labels"],
+        report_to="none",
+        seed=t.seed,
+        data_seed=t.seed,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        bf16=mixed_precision(spec) == "bf16",
+        fp16=mixed_precision(spec) == "fp16",
+        optim=t.optim,
+        **checkpointing_args(t.gradient_checkpointing),
+    )
+
+
+def checkpointing_args(on: bool) -> dict[str, Any]:
+    """Gradient (activation) checkpointing for the Trainer, under the name this transformers
+    takes: ``activation_checkpointing`` (5.x), else ``gradient_checkpointing``."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    if not on:
+        return {}
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in names
+        else "gradient_checkpointing"
+    )
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
+
+
+def optimizer(model: Any, spec: StudySpec, params: TrialParams, args: Any) -> Any:
+    """``training.optim`` (transformers' optimizer by that name) over the trainable params; a
+    new task head (PEFT's modules_to_save) may get its own learning rate
+    (``training.head_learning_rate``), since it starts from random weights."""
+    from transformers import Trainer
+
+    head_lr = spec.training.head_learning_rate or params.learning_rate
+    groups: dict[bool, list[Any]] = {True: [], False: []}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups["modules_to_save" in name].append(p)
+    decay = spec.training.weight_decay
+    param_groups = [
+        {"params": groups[False], "lr": params.learning_rate, "weight_decay": decay},
+        {"params": groups[True], "lr": head_lr, "weight_decay": decay},
+    ]
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return cls([g for g in param_groups if g["params"]], **kwargs)
+
+
+def _trainer(
+    spec: StudySpec, entry: BaseModel, data: TrialData, params: TrialParams, out_dir: str
+) -> Any:
+    from transformers import PrinterCallback, ProgressCallback, Trainer
+
+    model = attach(entry, params, spec, spec.training.seed)
+    args = training_args(spec, params, out_dir)
+    trainer = Trainer(
+        optimizers=(optimizer(model, spec, params, args), None),  # Trainer builds the schedule
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=collator(entry.tokenizer, spec.task),
+        compute_metrics=classification_metrics if spec.task != "causal-lm" else None,
+    )
+    for noisy in (PrinterCallback, ProgressCallback):  # progress is shown by the driver
+        trainer.remove_callback(noisy)
+    return trainer
+
+
+def prepare(spec: StudySpec) -> tuple[BaseModel, TrialData]:
+    """Base model and tokenised data (both cached per process)."""
+    tokenizer = load_tokenizer(spec)
+    data = trial_data(spec, tokenizer, model_source(spec)[0])
+    return base_model(spec, labels=data.label_names), data
+
+
+def run_trial(
+    spec: StudySpec,
+    sampled: dict[str, Any],
+    report: Reporter,
+    *,
+    resume_from: str | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """Train one adapter for ``sampled`` params; report at every eval; return the last report.
+
+    Under Ray Tune, ``report`` blocks until the driver has taken the result, and a trial that
+    the scheduler stops (ASHA at a rung) ends inside that call; nothing here polls for it."""
+    import torch
+
+    entered = time.perf_counter()
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()  # each trial's own peak (a worker runs several)
+    params = derive(spec.space, sampled)
+    entry, data = prepare(spec)
+    out_dir = workdir or tempfile.mkdtemp(prefix="lora-hpo-trial-")
+    try:
+        trainer = _trainer(spec, entry, data, params, out_dir)
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        bridge = ReportBridge(spec, params, report, trainable, data.label_names)
+        bridge.entered = entered
+        bridge.lineage = {"base_revision": entry.revision, "data_fingerprint": data.fingerprint}
+        trainer.add_callback(bridge)
+        trainer.train(resume_from_checkpoint=resume_from)
+        return bridge.last
+    finally:
+        release(entry)
+        if workdir is None:
+            shutil.rmtree(out_dir, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""The P1 overhead bench (bench.overhead.p1): its phase arithmetic on a hand-made run, and a
+smoke run of both studies through the real CLI. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.overhead import p1
+from tests.conftest import REPO
+
+
+def run(study_s: float, step_s: float = 80.0) -> dict[str, Any]:
+    return {"command_s": study_s + 20, "study_s": study_s, "trials": 4, "steps": 160,
+            "step_s": step_s, "start_s": 4.0, "trainable_s": 100.0,
+            "load_before": [0.1, 0.2, 0.3], "load_during": {"mean": 1.9, "max": 2.1}}  # fmt: skip
+
+
+def test_phases_split_the_study_wall_per_slot() -> None:
+    got = p1.phases(run(60.0), concurrency=2)
+    assert got["p1"] == pytest.approx(60 / 40) and got["p1_command"] == pytest.approx(80 / 40)
+    assert (got["step_s"], got["start_s"]) == (40.0, 2.0)
+    assert got["between_s"] == pytest.approx(50 - 40 - 2)  # in the trainable, outside steps
+    assert got["gaps_s"] == pytest.approx(60 - 50)  # outside any trainable
+    assert got["steps_per_s"] == pytest.approx(2.0)
+
+
+def test_the_median_run_is_the_middle_p1() -> None:
+    runs = [run(90.0), run(50.0), run(70.0)]
+    assert p1.median_run(runs, 2)["study_s"] == 70.0
+    assert p1.median_run(runs[:2], 2)["study_s"] == 50.0  # even count: the lower middle
+
+
+def test_the_cli_summary_line_gives_the_study_wall() -> None:
+    found = p1.SUMMARY.search("study 'quickstart': 8 trials in 78 s (3 completed)")
+    assert found is not None and found.group(2) == "78"
+
+
+@pytest.mark.slow
+def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "bench.overhead.p1", "--smoke", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "p1.json").read_text())
+    assert set(results["studies"]) == set(p1.AIMS)
+    for name, study in results["studies"].items():
+        median = study["median"]
+        assert median["trials"] == 2 and median["steps"] > 0, name
+        assert math.isfinite(p1.phases(median, results["concurrency"])["p1"]), name
+    assert "| quickstart |" in (tmp_path / "p1.md").read_text()

@@ -1,0 +1,33 @@
+"""The peer-ratio bench (bench.overhead.peer_ratio): its section on a hand-made result. The
+parts it runs are the full overhead bench's, whose smoke run tests/bench/test_run.py covers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.overhead import peer_ratio
+
+
+def study(wall: float) -> dict[str, Any]:
+    return {"wall_s": wall, "trials": 8, "trial_steps": 300, "in_step_s": 120.0,
+            "in_trial_other_s": 20.0, "outside_trials_s": 30.0, "s_per_step": 0.4,
+            "best": 0.9}  # fmt: skip
+
+
+def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
+    settings = {"trials": 8, "max_steps": 60, "grace_period": 10, "reduction_factor": 3,
+                "max_length": 128, "batch_size": 16, "concurrency": 2}  # fmt: skip
+    result = {
+        "date": "2026-12-02",
+        "git": {"commit": "abc1234", "dirty": False},
+        "machine": {"nproc": 2},
+        "load_before": [0.2, 0.3, 0.4],
+        "settings": settings,
+        "ratios": [0.9, 0.5, 0.7],
+        "process_ratios": [0.8, 0.6, 0.7],
+        "breakdowns": [{"lora_same": study(70.0), "peer_ray": study(100.0)}] * 3,
+        "loads": [{"lora_same": 1.9, "peer_ray": 2.0}] * 3,
+    }
+    text = peer_ratio.render(result)
+    assert "**0.70** (aim ≤ 0.6: missed" in text
+    assert text.count("| lora_same (") == 3 and "| peer_ray (3) | 100.0 |" in text
