@@ -10,8 +10,12 @@ beside it. Each trial's in-step time is its last report's ``step_time_s``. Where
 its aim, the per-phase columns say where the rest went:
 
     start    each trial's time from its start to its first step (model and data load)
-    between  its time inside the trainable outside steps: evaluation, checkpoint, report
-    gaps     study wall minus the trials' time in the trainable: worker start-up, scheduling
+    between  its time inside the trainable outside steps, split into evaluation, checkpoint
+             save and report (a report waits until the driver has taken it)
+    gaps     study wall minus the trials' time in the trainable, split by when a slot idles:
+             lead (before every slot had its first trial: worker start-up and imports),
+             between trials (Tune's scheduling, the searcher, actor reuse) and tail (no trial
+             left to start: a slot idles until the study ends)
 
     python -m bench.overhead.p1              # both studies, 3 repeats: about 25 min on 2 cores
     python -m bench.overhead.p1 --smoke      # tiny settings, 1 repeat (tests run it)
@@ -24,7 +28,9 @@ below 0.5.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -43,6 +49,7 @@ from bench.overhead.settings import BENCH, QUICKSTART
 from bench.results_md import write_section
 
 AIMS = {"quickstart": 1.25, "long": 1.15}
+IN_TRIAL = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from each last report
 STUDIES: dict[str, dict[str, list[str]]] = {
     "full": {
         "quickstart": [],
@@ -104,21 +111,53 @@ def run_study(
     found = SUMMARY.search(text)
     if proc.returncode != 0 or found is None:
         sys.exit(f"p1: {name} failed (exit {proc.returncode}); see {log}\n{text[-2000:]}")
-    from lora_hpo.search.storage import read_results
-
-    trials = [rows[-1] for rows in read_results(str(storage / "quickstart")) if rows]
     return {
         "command": cmd,
         "command_s": command_s,
-        "study_s": float(found.group(2)),
+        **trial_figures(storage / "quickstart", float(found.group(2))),
+        "load_before": before,
+        "load_during": {"mean": statistics.mean(loads), "max": max(loads)},
+    }
+
+
+def trial_figures(study_dir: Path, study_s: float) -> dict[str, Any]:
+    """The study's sums over its trials' last reports, and its idle slot time."""
+    from lora_hpo.search.storage import read_results
+
+    rows = [r for r in read_results(str(study_dir)) if r]
+    trials = [r[-1] for r in rows]
+    conc = int(yaml.safe_load(QUICKSTART.read_text())["search"]["max_concurrent"])
+    spans = [(float(r[0]["started_at"]), float(r[-1]["reported_at"])) for r in rows]
+    end = max(e for _, e in spans)
+    return {
+        "study_s": study_s,
         "trials": len(trials),
         "steps": sum(int(t["step"]) for t in trials),
         "step_s": sum(float(t.get("step_time_s", 0.0)) for t in trials),
         "start_s": sum(float(t.get("start_s", 0.0)) for t in trials),
         "trainable_s": sum(float(t.get("time_total_s", 0.0)) for t in trials),
-        "load_before": before,
-        "load_during": {"mean": statistics.mean(loads), "max": max(loads)},
+        **{k: sum(float(t.get(k, 0.0)) for t in trials) for k in IN_TRIAL},
+        "idle_s": idle_split(spans, (end - study_s, end), conc),
     }
+
+
+def idle_split(
+    spans: list[tuple[float, float]], window: tuple[float, float], concurrency: int
+) -> dict[str, float]:
+    """Idle slot-seconds in ``window`` (slots with no trial in its trainable), by when: before
+    the ``concurrency``-th trial's start (lead), after the last trial's start (tail), or in
+    between. ``spans`` are the trials' (start, end) times."""
+    starts = sorted(s for s, _ in spans)
+    lead_end = starts[min(concurrency, len(starts)) - 1]
+    cuts = sorted({*window, *(t for span in spans for t in span), lead_end, starts[-1]})
+    idle = {"lead": 0.0, "between": 0.0, "tail": 0.0}
+    for a, b in itertools.pairwise(cuts):
+        if a < window[0] or b > window[1]:
+            continue
+        busy = sum(1 for s, e in spans if s <= a and e >= b)
+        phase = "lead" if b <= lead_end else "tail" if a >= starts[-1] else "between"
+        idle[phase] += max(0, concurrency - busy) * (b - a)
+    return idle
 
 
 def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
@@ -132,6 +171,8 @@ def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
         "start_s": start,
         "between_s": inside - step - start,
         "gaps_s": run["study_s"] - inside,
+        **{k: run.get(k, math.nan) / concurrency for k in IN_TRIAL},
+        **{f"idle_{k}_s": v / concurrency for k, v in run.get("idle_s", {}).items()},
         "steps_per_s": run["steps"] / run["step_s"] if run["step_s"] else float("nan"),
     }
 
@@ -171,7 +212,31 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_phase_row(name, study, conc) for name, study in results["studies"].items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _split_table(results)) + "\n"
+
+
+def _split_table(results: dict[str, Any]) -> list[str]:
+    """The median runs' between and gaps, split (runs from before the split have none)."""
+    if not all("idle_s" in s["median"] for s in results["studies"].values()):
+        return []
+    lines = [
+        "",
+        "The same run's between and gaps, split (seconds per slot; the idle split is "
+        "measured from the trials' start and last-report times, so it may differ from gaps "
+        "by a second):",
+        "",
+        "| study | eval | checkpoint save | report | idle: lead | idle: between trials "
+        "| idle: tail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    conc = results["concurrency"]
+    return lines + [_split_row(n, study, conc) for n, study in results["studies"].items()]
+
+
+def _split_row(name: str, study: dict[str, Any], conc: int) -> str:
+    p = phases(study["median"], conc)
+    keys = [*IN_TRIAL, "idle_lead_s", "idle_between_s", "idle_tail_s"]
+    return f"| {name} | " + " | ".join(f"{p[k]:.1f}" for k in keys) + " |"
 
 
 def _figure_row(name: str, study: dict[str, Any], conc: int) -> str:

@@ -51,7 +51,11 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         self.step_time = 0.0  # seconds spent inside training steps (benchmarks read it)
         self.start_s: float | None = None  # from run_trial's start to the first step
         self.entered = time.perf_counter()
+        # seconds in evaluation, in the Trainer's checkpoint save, and in earlier reports (a
+        # report blocks until the driver has taken it): where a chunk's non-step time goes
+        self.times = {"time_in_eval_s": 0.0, "time_in_save_s": 0.0, "time_in_report_s": 0.0}
         self._t0 = 0.0
+        self._mark = 0.0
         self._rng: Any = None  # torch's RNG state before an evaluation, restored after it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -68,6 +72,7 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         self.step_time += time.perf_counter() - self._t0
         if state.global_step in self.eval_at or state.global_step >= args.max_steps:
             control.should_evaluate = control.should_save = control.should_log = True
+            self._mark = time.perf_counter()
             # an evaluation draws from torch's RNG (each DataLoader iterator takes a seed), which
             # would shift every later dropout mask: training must not depend on eval_every
             self._rng = torch.random.get_rng_state()
@@ -83,8 +88,16 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             torch.random.set_rng_state(self._rng)
             self._rng = None
         self.metrics = eval_metrics(metrics or {}, self.spec.task)
+        self._mark = self._lap("time_in_eval_s")
+
+    def _lap(self, phase: str) -> float:
+        """Add the time since the last mark to ``phase``; the new mark."""
+        now = time.perf_counter()
+        self.times[phase] += now - self._mark
+        return now
 
     def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+        self._mark = self._lap("time_in_save_s")
         step = state.global_step
         ckpt = Path(args.output_dir) / f"checkpoint-{step}"
         extra = {
@@ -92,6 +105,7 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             "trainable_params": self.trainable,
             "step_time_s": self.step_time,
             "start_s": self.start_s or 0.0,
+            **self.times,
             **gpu_peak(),
             **self.lineage,
         }
@@ -107,6 +121,8 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         reason = metrics["diverged_reason"]
         write_record(ckpt, self.params, metrics, self.labels)
         self.last = metrics
+        self._mark = time.perf_counter()
         self.report(metrics, str(ckpt))
+        self._lap("time_in_report_s")
         if reason:
             control.should_training_stop = True

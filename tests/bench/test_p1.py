@@ -31,6 +31,20 @@ def test_phases_split_the_study_wall_per_slot() -> None:
     assert got["steps_per_s"] == pytest.approx(2.0)
 
 
+def test_idle_slot_time_is_split_into_lead_between_and_tail() -> None:
+    # two slots: A runs 0-10, B 2-6, C 7-12 (the last start); the study ends at 14
+    got = p1.idle_split([(0, 10), (2, 6), (7, 12)], (0, 14), concurrency=2)
+    assert got == {"lead": 2.0, "between": 1.0, "tail": 2.0 + 2 * 2.0}
+
+
+def test_the_split_columns_are_per_slot() -> None:
+    r = run(60.0) | {"time_in_eval_s": 6.0, "time_in_save_s": 1.0, "time_in_report_s": 0.5,
+                     "idle_s": {"lead": 4.0, "between": 2.0, "tail": 8.0}}  # fmt: skip
+    got = p1.phases(r, concurrency=2)
+    assert (got["time_in_eval_s"], got["time_in_save_s"], got["time_in_report_s"]) == (3, 0.5, 0.25)
+    assert (got["idle_lead_s"], got["idle_between_s"], got["idle_tail_s"]) == (2, 1, 4)
+
+
 def test_the_median_run_is_the_middle_p1() -> None:
     runs = [run(90.0), run(50.0), run(70.0)]
     assert p1.median_run(runs, 2)["study_s"] == 70.0
@@ -52,5 +66,8 @@ def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
     for name, study in results["studies"].items():
         median = study["median"]
         assert median["trials"] == 2 and median["steps"] > 0, name
-        assert math.isfinite(p1.phases(median, results["concurrency"])["p1"]), name
+        got = p1.phases(median, results["concurrency"])
+        assert math.isfinite(got["p1"]) and got["time_in_eval_s"] > 0, name
+        assert set(median["idle_s"]) == {"lead", "between", "tail"}, name
     assert "| quickstart |" in (tmp_path / "p1.md").read_text()
+    assert "idle: tail" in (tmp_path / "p1.md").read_text()

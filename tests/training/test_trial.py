@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,25 @@ def test_causal_lm_reports_every_eval_and_learns(llama_spec: StudySpec) -> None:
     assert last["effective_scale"] == 2.0
     for _, ckpt in reports:
         assert ckpt is not None
+
+
+def test_reports_split_the_non_step_time_by_phase(llama_spec: StudySpec) -> None:
+    """Each report carries the seconds so far in evaluation, checkpoint save and earlier
+    reports; a slow report (the driver busy) shows up in the next one's report time."""
+    reports = Reports()
+
+    def slow(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        reports(metrics, checkpoint_dir)
+        time.sleep(0.2)
+
+    run_trial(llama_spec, PARAMS, slow)
+    phases = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")
+    first, last = reports[0][0], reports[-1][0]
+    assert first["time_in_eval_s"] > 0 and first["time_in_save_s"] > 0
+    assert first["time_in_report_s"] == 0  # its own report is still running
+    assert last["time_in_report_s"] >= 0.2 * (len(reports) - 1)
+    for key in phases:
+        assert last[key] > first[key]
 
 
 def test_completion_only_loss(llama_spec: StudySpec) -> None:
