@@ -146,9 +146,15 @@ def test_killed_worker_is_retried_from_its_checkpoint(
     assert all(t.status == "completed" for t in result.trials), result.counts
     killed = next(t for t in result.trials if t.trial_id == killer.killed)
     assert killed.metrics["iterations_since_restore"] < killed.metrics["training_iteration"]
-    steps = [r["step"] for r in _history(result.path)[killer.killed]]
-    assert steps[-1] == spec.training.max_steps
-    assert steps.count(5) == 1 or steps[: steps.index(10) + 1] == [5, 10]  # no restart from 0
+    rows = _history(result.path)[killer.killed]
+    seen = [(r["step"], r["iterations_since_restore"]) for r in rows]
+    assert rows[-1]["step"] == spec.training.max_steps, seen
+    # Each run of the trial restarts its iteration count. The retried run must start after
+    # step 5, the first checkpoint; a restart from step 0 would report step 5 a second time.
+    # (Tune re-copies result.json from storage when a trial restarts, so rows reported just
+    # before the kill may be missing; only the runs' first rows are compared.)
+    firsts = [r["step"] for r in rows if r["iterations_since_restore"] == 1]
+    assert firsts.count(5) <= 1 and any(step > 5 for step in firsts), seen
 
 
 def test_logical_gpus_fractional_trials_run_four_at_a_time(
