@@ -34,8 +34,11 @@ The full overhead bench (`python -m bench.overhead --repeats 3`: time to target,
 and trial start-up against the peer) and the real-study search-quality bench
 (`python -m bench.search_quality`) have not been run on the current code; their last figures
 (2026-11-24, from a working tree before the restructure) are in git history:
-`git show 2987cf2:bench/RESULTS.md`. P1, the peer ratio and the simulator's real-study check
+`git show a47337f:bench/RESULTS.md`. P1, the peer ratio and the simulator's real-study check
 are measured on their own, below.
+
+Commit ids older than 4a51b73 that a section cites (ec9bd0b, a0298f4, f425970, c7ef9db, ...)
+are of sessions whose commits did not reach main; their tree landed as 4a51b73, unchanged.
 """
 
 
