@@ -101,6 +101,30 @@ def _features(base: nn.Module) -> tuple[int, int]:
     return int(weight.shape[1]), int(weight.shape[0])
 
 
+def per_segment(base: nn.Module, x: torch.Tensor, segments: tuple[Segment, ...]) -> torch.Tensor:
+    """``base(x)``, computed segment by segment when x has no token axis (a pooler's
+    [batch, features]). A GEMM's kernel, and so its rounding, can depend on how many rows it
+    gets: a small-M matmul over 16 rows need not give row i what it gives over 8 (seen with MKL
+    on AVX-512). Per segment, each adapter's rows go through the same shapes packed or alone.
+    With a token axis a GEMM gets batch x tokens rows, where the same machine gave each row
+    the same result at every row count tested (`tests/training/pack/test_engine.py`)."""
+    if x.dim() != 2 or len(segments) < 2:
+        out: torch.Tensor = base(x)
+        return out
+    return torch.cat([base(x[s.start : s.stop]) for s in segments])
+
+
+class RowStableLinear(nn.Module):
+    """A frozen base Linear that no adapter targets, computed per segment on 2-D inputs."""
+
+    def __init__(self, base: nn.Module, routing: Routing) -> None:
+        super().__init__()
+        self.base_layer, self.routing = base, routing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return per_segment(self.base_layer, x, self.routing.segments)
+
+
 class PackedLinear(nn.Module):
     """A frozen base layer plus LoRA paths keyed by adapter; each path sees only its rows."""
 
@@ -119,9 +143,9 @@ class PackedLinear(nn.Module):
             del self.paths[key]
             del self.seeds[key]
 
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        out: torch.Tensor = self.base_layer(x, *args, **kwargs)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         segments = self.routing.segments
+        out = per_segment(self.base_layer, x, segments)
         if not any(s.key in self.paths for s in segments):
             return out
         parts = []

@@ -16,7 +16,7 @@ from torch import nn
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import TrialParams
 from lora_hpo.spec.targets import match_targets
-from lora_hpo.training.adapters import linear_module_names
+from lora_hpo.training.adapters import LINEAR_KINDS, linear_module_names
 from lora_hpo.training.model import BaseModel
 from lora_hpo.training.monitor import frobenius_ba
 from lora_hpo.training.pack.layers import (
@@ -24,11 +24,22 @@ from lora_hpo.training.pack.layers import (
     PackedHead,
     PackedLinear,
     Routing,
+    RowStableLinear,
     Segment,
     set_module,
 )
 
 HEAD_NAMES = ("classifier", "score")  # PEFT's modules_to_save for sequence classification
+
+
+def base_linears(model: nn.Module) -> list[str]:
+    """The base's linear layers outside the task or LM head, poolers included."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if type(module).__name__ in LINEAR_KINDS
+        and name.split(".")[0] not in (*HEAD_NAMES, "lm_head")
+    ]
 
 
 class PackedModel:
@@ -41,6 +52,11 @@ class PackedModel:
         self.routing = Routing()
         self.names = linear_module_names(self.model)
         self.linears: dict[str, PackedLinear] = {}
+        # every base linear row-stable (poolers too) until an adapter targets it (PackedLinear)
+        for name in base_linears(self.model):
+            set_module(
+                self.model, name, RowStableLinear(self.model.get_submodule(name), self.routing)
+            )
         self.head: PackedHead | None = None
         self.head_name: str | None = None
         if spec.task == "sequence-classification":
@@ -63,7 +79,9 @@ class PackedModel:
         names = self.target_names(params.target_modules)
         for name in names:
             if name not in self.linears:
-                layer = PackedLinear(self.model.get_submodule(name), name, self.routing)
+                stable = self.model.get_submodule(name)
+                assert isinstance(stable, RowStableLinear)
+                layer = PackedLinear(stable.base_layer, name, self.routing)
                 set_module(self.model, name, layer)
                 self.linears[name] = layer
             base = self.linears[name].base_layer
