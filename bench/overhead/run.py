@@ -97,10 +97,12 @@ def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[
 def sample_load(proc: subprocess.Popen[bytes], every_s: float = 5.0) -> list[float]:
     """Wait for the part, sampling the 1-minute load average every few seconds."""
     loads = [os.getloadavg()[0]]
-    while proc.poll() is None:
-        time.sleep(every_s)
-        loads.append(os.getloadavg()[0])
-    return loads
+    while True:
+        try:
+            proc.wait(timeout=every_s)  # returns as soon as the part ends
+            return loads
+        except subprocess.TimeoutExpired:
+            loads.append(os.getloadavg()[0])
 
 
 def quickstart_result(storage: Path) -> dict[str, Any]:
