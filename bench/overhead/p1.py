@@ -13,9 +13,14 @@ its aim, the per-phase columns say where the rest went:
     between  its time inside the trainable outside steps, split into evaluation, checkpoint
              save and report (a report waits until the driver has taken it)
     gaps     study wall minus the trials' time in the trainable, split by when a slot idles:
-             lead (before every slot had its first trial: worker start-up and imports),
+             lead (before every slot had its first trial: worker start-up and imports;
+             split again, per first trial of each worker process, into the time before the
+             process existed and the process's boot: Ray's worker, Tune and our imports),
              between trials (Tune's scheduling, the searcher, actor reuse) and tail (no trial
              left to start: a slot idles until the study ends)
+
+A trial given an idle slot's threads (``lora_hpo.search.threads``) counts its steps in
+slot-seconds (``step_slot_time_s``); P1 counting their wall time is given beside it.
 
     python -m bench.overhead.p1              # both studies, 3 repeats: about 25 min on 2 cores
     python -m bench.overhead.p1 --smoke      # tiny settings, 1 repeat (tests run it)
@@ -50,6 +55,7 @@ from bench.results_md import write_section
 
 AIMS = {"quickstart": 1.25, "long": 1.15}
 IN_TRIAL = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from each last report
+LEAD = ("lead_before_worker_s", "lead_worker_boot_s")  # the lead, split (lead_split)
 STUDIES: dict[str, dict[str, list[str]]] = {
     "full": {
         "quickstart": [],
@@ -134,10 +140,37 @@ def trial_figures(study_dir: Path, study_s: float) -> dict[str, Any]:
         "trials": len(trials),
         "steps": sum(int(t["step"]) for t in trials),
         "step_s": sum(float(t.get("step_time_s", 0.0)) for t in trials),
+        "step_slot_s": sum(
+            float(t.get("step_slot_time_s", t.get("step_time_s", 0.0))) for t in trials
+        ),
         "start_s": sum(float(t.get("start_s", 0.0)) for t in trials),
         "trainable_s": sum(float(t.get("time_total_s", 0.0)) for t in trials),
         **{k: sum(float(t.get(k, 0.0)) for t in trials) for k in IN_TRIAL},
         "idle_s": idle_split(spans, (end - study_s, end), conc),
+        **lead_split(rows, end - study_s, conc),
+    }
+
+
+def lead_split(
+    rows: list[list[dict[str, Any]]], study_start: float, concurrency: int
+) -> dict[str, Any]:
+    """The lead's two parts, summed over the first ``concurrency`` worker processes' first
+    trials: the wait before
+    the process started (Tune's start, the actor's placement) and its boot (process start to
+    trainable entry: Ray's worker, Tune's wrapper, our imports). Empty for reports that lack
+    ``process_started_at``."""
+    firsts: dict[float, dict[str, Any]] = {}
+    for r in rows:
+        if "process_started_at" not in r[0]:
+            return {}
+        proc = float(r[0]["process_started_at"])
+        if proc not in firsts or r[0]["started_at"] < firsts[proc]["started_at"]:
+            firsts[proc] = r[0]
+    first = sorted(firsts)[:concurrency]
+    return {
+        "lead_before_worker_s": sum(max(0.0, p - study_start) for p in first),
+        "lead_worker_boot_s": sum(float(firsts[p]["started_at"]) - p for p in first),
+        "workers": len(firsts),
     }
 
 
@@ -161,18 +194,24 @@ def idle_split(
 
 
 def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
-    """The run's figures per slot (divided by the concurrency), and P1."""
+    """The run's figures per slot (divided by the concurrency), and P1: its training counted in
+    slot-seconds (a step on a lent, idle slot's threads too counts 2 slots), and counted as
+    the steps' wall time."""
     step, start = run["step_s"] / concurrency, run["start_s"] / concurrency
+    slots = run.get("step_slot_s", run["step_s"]) / concurrency
     inside = run["trainable_s"] / concurrency
     return {
-        "p1": run["study_s"] / step,
-        "p1_command": run["command_s"] / step,
+        "p1": run["study_s"] / slots,
+        "p1_wall_steps": run["study_s"] / step,
+        "p1_command": run["command_s"] / slots,
+        "slot_s": slots,
         "step_s": step,
         "start_s": start,
         "between_s": inside - step - start,
         "gaps_s": run["study_s"] - inside,
         **{k: run.get(k, math.nan) / concurrency for k in IN_TRIAL},
         **{f"idle_{k}_s": v / concurrency for k, v in run.get("idle_s", {}).items()},
+        **{k: run.get(k, math.nan) / concurrency for k in LEAD},
         "steps_per_s": run["steps"] / run["step_s"] if run["step_s"] else float("nan"),
     }
 
@@ -194,12 +233,15 @@ def render(results: dict[str, Any]) -> str:
         f"load before {results['load_before'][0]:.2f}. Each study is `lora-hpo run "
         f"search_spaces/quickstart.yaml` (with the `--set` shown) in a fresh process and working "
         f"directory, {conc} trials at once, MLflow on its embedded default. "
-        "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats.",
+        "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats. "
+        "A trial that runs on an idle slot's lent threads (the study's tail) spends 2 slots a "
+        "step, so its in-step time counts in slot-seconds (each report's `step_slot_time_s`); "
+        "the column after P1 counts the steps' wall time instead.",
         "",
         *(f"Note: {n}\n" for n in results.get("notes", [])),
-        "| study | aim | P1 (median) | P1 of each run | command wall ÷ training | in-study "
-        "steps/s | load during (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| study | aim | P1 (median) | P1 of each run | the median run, steps' wall time | "
+        "command wall ÷ training | in-study steps/s | load during (mean) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_figure_row(name, study, conc) for name, study in results["studies"].items()]
     lines += [
@@ -225,9 +267,9 @@ def _split_table(results: dict[str, Any]) -> list[str]:
         "measured from the trials' start and last-report times, so it may differ from gaps "
         "by a second):",
         "",
-        "| study | eval | checkpoint save | report | idle: lead | idle: between trials "
-        "| idle: tail |",
-        "|---|---|---|---|---|---|---|",
+        "| study | eval | checkpoint save | report | idle: lead | of it: before the worker "
+        "process | of it: worker boot | idle: between trials | idle: tail |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     conc = results["concurrency"]
     return lines + [_split_row(n, study, conc) for n, study in results["studies"].items()]
@@ -235,8 +277,12 @@ def _split_table(results: dict[str, Any]) -> list[str]:
 
 def _split_row(name: str, study: dict[str, Any], conc: int) -> str:
     p = phases(study["median"], conc)
-    keys = [*IN_TRIAL, "idle_lead_s", "idle_between_s", "idle_tail_s"]
-    return f"| {name} | " + " | ".join(f"{p[k]:.1f}" for k in keys) + " |"
+    keys = [*IN_TRIAL, "idle_lead_s", *LEAD, "idle_between_s", "idle_tail_s"]
+    return f"| {name} | " + " | ".join(_cell(p[k]) for k in keys) + " |"
+
+
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
 
 
 def _figure_row(name: str, study: dict[str, Any], conc: int) -> str:
@@ -247,7 +293,8 @@ def _figure_row(name: str, study: dict[str, Any], conc: int) -> str:
     p1s = ", ".join(f"{p['p1']:.2f}" for p in each)
     return (
         f"| {name} | ≤ {AIMS[name]} | **{med['p1']:.2f}** ({met}) | {p1s} | "
-        f"{med['p1_command']:.2f} | {med['steps_per_s']:.2f} | {loads} |"
+        f"{med['p1_wall_steps']:.2f} | {med['p1_command']:.2f} | {med['steps_per_s']:.2f} | "
+        f"{loads} |"
     )
 
 

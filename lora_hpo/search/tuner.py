@@ -55,9 +55,12 @@ def scheduler(spec: StudySpec) -> Any:
     )
 
 
-def trainable_for(spec: StudySpec, packs: list[str] | None = None) -> Any:
+def trainable_for(
+    spec: StudySpec, packs: list[str] | None = None, threads_file: str | None = None
+) -> Any:
     """The trial trainable with one trial's resources; with ``packs``, the thin client of
-    those packs (which hold the resources)."""
+    those packs (which hold the resources). With ``threads_file``, trials follow the thread
+    count the driver lends them there (``lora_hpo.search.threads``)."""
     from ray import tune
 
     if packs:
@@ -69,7 +72,8 @@ def trainable_for(spec: StudySpec, packs: list[str] | None = None) -> Any:
     from lora_hpo.training.trainable import tune_trainable
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    return tune.with_resources(tune.with_parameters(tune_trainable, spec=spec), resources)
+    trainable = tune.with_parameters(tune_trainable, spec=spec, threads_file=threads_file)
+    return tune.with_resources(trainable, resources)
 
 
 def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
@@ -103,12 +107,16 @@ def snapshot_often() -> None:
 
 
 def build_tuner(
-    spec: StudySpec, storage: str, callbacks: list[Any], packs: list[str] | None = None
+    spec: StudySpec,
+    storage: str,
+    callbacks: list[Any],
+    packs: list[str] | None = None,
+    threads_file: str | None = None,
 ) -> Any:
     from ray import tune
 
     return tune.Tuner(
-        trainable_for(spec, packs),
+        trainable_for(spec, packs, threads_file),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
@@ -151,19 +159,28 @@ def _run(
     from ray import tune
 
     from lora_hpo.search.ray_internals import replace_callbacks
+    from lora_hpo.search.threads import ThreadLending
 
     where = study_dir(storage, spec.name)
     snapshot_often()
     start, watch = time.monotonic(), FailureWatch()
-    callbacks = [*callbacks, watch]
-    if restore:
-        tuner = tune.Tuner.restore(
-            where, trainable=trainable_for(spec, packs), resume_unfinished=True, resume_errored=True
-        )
-        replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
-    else:
-        write_spec(spec, where)
-        tuner = build_tuner(spec, storage, callbacks, packs)
+    with ThreadLending(spec) as lending:
+        callbacks = [*callbacks, *lending.callbacks, watch]
+        trainable = trainable_for(spec, packs, lending.file)
+        if restore:
+            tuner = tune.Tuner.restore(
+                where, trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
+            replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
+        else:
+            write_spec(spec, where)
+            tuner = build_tuner(spec, storage, callbacks, packs, lending.file)
+        return _fit(spec, tuner, where, callbacks, watch, start)
+
+
+def _fit(
+    spec: StudySpec, tuner: Any, where: str, callbacks: list[Any], watch: Any, start: float
+) -> StudyResult:
     try:
         grid = tuner.fit()
     except Exception:

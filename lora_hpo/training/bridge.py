@@ -16,6 +16,7 @@ from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import TrialParams
 from lora_hpo.training.monitor import DivergenceWatch, norm_summary
 from lora_hpo.training.report import eval_metrics, trial_report, write_record
+from lora_hpo.training.threads import SharedThreads, own_threads
 
 
 def gpu_peak() -> dict[str, float]:
@@ -39,8 +40,11 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         report: Reporter,
         trainable: int,
         labels: tuple[str, ...] | None = None,
+        threads: SharedThreads | None = None,
     ) -> None:
         self.spec, self.params, self.report = spec, params, report
+        # the torch threads it trains on: its own share, more when the driver lends idle slots
+        self.threads = threads or SharedThreads(None, own_threads(spec.resources.cpu))
         self.trainable, self.labels = trainable, labels
         self.eval_at = set(eval_steps(spec))  # ASHA's rungs, the last step, eval_every
         self.watch = DivergenceWatch(spec.monitor)
@@ -49,6 +53,7 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         self.last: dict[str, Any] = {}
         self.lineage: dict[str, str] = {}  # base revision/hash and data fingerprint (MLflow tags)
         self.step_time = 0.0  # seconds spent inside training steps (benchmarks read it)
+        self.slot_time = 0.0  # the same in slots: a step on 2 threads of a 1-CPU trial counts 2x
         self.start_s: float | None = None  # from run_trial's start to the first step
         self.entered = time.perf_counter()
         # seconds in evaluation, in the Trainer's checkpoint save, and in earlier reports (a
@@ -59,6 +64,7 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         self._rng: Any = None  # torch's RNG state before an evaluation, restored after it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.threads.poll()
         self._t0 = time.perf_counter()
         if self.start_s is None:
             self.start_s = self._t0 - self.entered
@@ -69,7 +75,9 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             model.base_model.update_and_allocate(state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self.step_time += time.perf_counter() - self._t0
+        took = time.perf_counter() - self._t0
+        self.step_time += took
+        self.slot_time += took * self.threads.slot_factor
         if state.global_step in self.eval_at or state.global_step >= args.max_steps:
             control.should_evaluate = control.should_save = control.should_log = True
             self._mark = time.perf_counter()
@@ -104,6 +112,8 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             **norm_summary(model),
             "trainable_params": self.trainable,
             "step_time_s": self.step_time,
+            "step_slot_time_s": self.slot_time,
+            "threads": self.threads.threads,
             "start_s": self.start_s or 0.0,
             **self.times,
             **gpu_peak(),

@@ -45,9 +45,17 @@ def placement() -> dict[str, Any]:
         "node_id": ray.get_runtime_context().get_node_id(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "started_at": time.time(),
+        "process_started_at": _process_started_at(),
         # the worker settings as this trial process sees them (they must reach it in a job)
         **{f"env_{k}": os.environ.get(k, "") for k in WORKER_ENV},
     }
+
+
+def _process_started_at() -> float:
+    """When this worker process started (the lead before a trial: worker start, then imports)."""
+    import psutil
+
+    return float(psutil.Process().create_time())
 
 
 def _restore(work: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -67,8 +75,11 @@ def _restore(work: str) -> tuple[str | None, dict[str, Any] | None]:
     return resume_from, record["metrics"]
 
 
-def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
-    """The Ray Tune function trainable: resumes from ``tune.get_checkpoint()`` when given."""
+def tune_trainable(
+    config: dict[str, Any], spec: StudySpec, threads_file: str | None = None
+) -> None:
+    """The Ray Tune function trainable: resumes from ``tune.get_checkpoint()`` when given;
+    follows the driver's thread count in ``threads_file`` when given."""
     from ray import tune
 
     from lora_hpo.training.quiet import quiet_libraries
@@ -85,4 +96,6 @@ def tune_trainable(config: dict[str, Any], spec: StudySpec) -> None:
         if resume_from is not None and last is not None and last["step"] >= spec.training.max_steps:
             report(last, resume_from)  # it died after its last report: report it again
             return
-        run_trial(spec, config, report, resume_from=resume_from, workdir=work)
+        run_trial(
+            spec, config, report, resume_from=resume_from, workdir=work, threads_file=threads_file
+        )

@@ -19,6 +19,7 @@ from lora_hpo.training.data import TrialData, collator, trial_data
 from lora_hpo.training.metrics import classification_metrics
 from lora_hpo.training.model import BaseModel, base_model, load_tokenizer, model_source, release
 from lora_hpo.training.precision import mixed_precision
+from lora_hpo.training.threads import SharedThreads, own_threads
 
 __all__ = ["Reporter", "prepare", "run_trial"]
 
@@ -130,15 +131,19 @@ def run_trial(
     *,
     resume_from: str | None = None,
     workdir: str | None = None,
+    threads_file: str | None = None,
 ) -> dict[str, Any]:
     """Train one adapter for ``sampled`` params; report at every eval; return the last report.
+    With ``threads_file``, it follows the thread count the driver writes there (idle slots
+    lent to the trials left: ``lora_hpo.training.threads``).
 
     Under Ray Tune, ``report`` blocks until the driver has taken the result, and a trial that
     the scheduler stops (ASHA at a rung) ends inside that call; nothing here polls for it."""
     import torch
 
     entered = time.perf_counter()
-    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    own = own_threads(spec.resources.cpu)
+    torch.set_num_threads(own)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()  # each trial's own peak (a worker runs several)
     params = derive(spec.space, sampled)
@@ -147,7 +152,8 @@ def run_trial(
     try:
         trainer = _trainer(spec, entry, data, params, out_dir)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        bridge = ReportBridge(spec, params, report, trainable, data.label_names)
+        shared = SharedThreads(threads_file, own)
+        bridge = ReportBridge(spec, params, report, trainable, data.label_names, shared)
         bridge.entered = entered
         bridge.lineage = {"base_revision": entry.revision, "data_fingerprint": data.fingerprint}
         trainer.add_callback(bridge)

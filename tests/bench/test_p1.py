@@ -45,6 +45,18 @@ def test_the_split_columns_are_per_slot() -> None:
     assert (got["idle_lead_s"], got["idle_between_s"], got["idle_tail_s"]) == (2, 1, 4)
 
 
+def test_the_lead_is_split_at_each_first_workers_process_start() -> None:
+    # the study starts at 100; workers 1 and 2 start at 101 and 103, enter their first trials
+    # at 108 and 109; worker 1 runs a second trial later; a third worker (a retry) is not lead
+    def trial(proc: float, start: float) -> list[dict[str, Any]]:
+        return [{"process_started_at": proc, "started_at": start}]
+
+    rows = [trial(101, 130), trial(101, 108), trial(103, 109), trial(150, 151)]
+    got = p1.lead_split(rows, study_start=100.0, concurrency=2)
+    assert got == {"lead_before_worker_s": 1 + 3, "lead_worker_boot_s": 7 + 6, "workers": 3}
+    assert p1.lead_split([[{"started_at": 1.0}]], 0.0, 2) == {}  # reports from before the field
+
+
 def test_the_median_run_is_the_middle_p1() -> None:
     runs = [run(90.0), run(50.0), run(70.0)]
     assert p1.median_run(runs, 2)["study_s"] == 70.0
@@ -68,6 +80,7 @@ def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
         assert median["trials"] == 2 and median["steps"] > 0, name
         got = p1.phases(median, results["concurrency"])
         assert math.isfinite(got["p1"]) and got["time_in_eval_s"] > 0, name
+        assert got["lead_worker_boot_s"] > 0 and median["workers"] >= 1, name
         assert set(median["idle_s"]) == {"lead", "between", "tail"}, name
     assert "| quickstart |" in (tmp_path / "p1.md").read_text()
     assert "idle: tail" in (tmp_path / "p1.md").read_text()

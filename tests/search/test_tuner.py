@@ -107,6 +107,29 @@ def test_a_fully_fixed_space_runs_its_one_config(
         assert t.status == "completed" and t.metrics["step"] == 10
 
 
+def test_a_lone_trial_trains_on_the_idle_slots_threads(
+    local_ray: None, tiny_assets: Path, tmp_path: Path
+) -> None:
+    """Two trials, two slots of 1 CPU on a 2-CPU node: one diverges early, the searcher is
+    done, so the idle slot's thread is lent to the other, whose steps then count 2 slots."""
+    data = tiny_study(
+        tiny_assets,
+        **{
+            "search.num_samples": 2,
+            "search.scheduler": {"type": "none"},
+            "search.sampler": "random",
+            "search.seed": 1,
+        },
+    )
+    data["space"]["learning_rate"] = {"choices": [10.0, 3e-3]}  # seeded: both are drawn
+    result = run_study(parse_spec(data), storage_path=str(tmp_path), tracking=False)
+    assert sorted(t.status for t in result.trials) == ["completed", "diverged"]
+    (done,) = (t for t in result.trials if t.status == "completed")
+    rows = _history(result.path)[done.trial_id]
+    assert rows[-1]["threads"] == 2, [r["threads"] for r in rows]
+    assert rows[-1]["step_slot_time_s"] > rows[-1]["step_time_s"]
+
+
 class KillOnce:
     """A Tune callback that SIGKILLs the worker of the first trial to report step 10."""
 
