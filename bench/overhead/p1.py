@@ -321,7 +321,7 @@ def main() -> None:
         return
     mode = "smoke" if args.smoke else "full"
     repeats = args.repeats or (1 if args.smoke else 3)
-    work = args.out / "work"
+    work = args.out.resolve() / "work"  # the studies run from their own working directories
     work.mkdir(parents=True, exist_ok=True)
     results = machine.describe(" ".join(["python", "-m", "bench.overhead.p1", *sys.argv[1:]]))
     conc = int(yaml.safe_load(QUICKSTART.read_text())["search"]["max_concurrent"])
