@@ -159,17 +159,17 @@ def lead_split(
     the process started (Tune's start, the actor's placement) and its boot (process start to
     trainable entry: Ray's worker, Tune's wrapper, our imports). Empty for reports that lack
     ``process_started_at``."""
-    firsts: dict[float, dict[str, Any]] = {}
+    firsts: dict[tuple[int, float], dict[str, Any]] = {}  # (pid, process start) -> first trial
     for r in rows:
         if "process_started_at" not in r[0]:
             return {}
-        proc = float(r[0]["process_started_at"])
-        if proc not in firsts or r[0]["started_at"] < firsts[proc]["started_at"]:
-            firsts[proc] = r[0]
-    first = sorted(firsts)[:concurrency]
+        key = (int(r[0].get("pid", 0)), float(r[0]["process_started_at"]))
+        if key not in firsts or r[0]["started_at"] < firsts[key]["started_at"]:
+            firsts[key] = r[0]
+    first = sorted(firsts, key=lambda k: firsts[k]["started_at"])[:concurrency]
     return {
-        "lead_before_worker_s": sum(max(0.0, p - study_start) for p in first),
-        "lead_worker_boot_s": sum(float(firsts[p]["started_at"]) - p for p in first),
+        "lead_before_worker_s": sum(max(0.0, p - study_start) for _, p in first),
+        "lead_worker_boot_s": sum(float(firsts[k]["started_at"]) - k[1] for k in first),
         "workers": len(firsts),
     }
 
@@ -236,7 +236,7 @@ def render(results: dict[str, Any]) -> str:
         "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats. "
         "A trial that runs on an idle slot's lent threads (the study's tail) spends 2 slots a "
         "step, so its in-step time counts in slot-seconds (each report's `step_slot_time_s`); "
-        "the column after P1 counts the steps' wall time instead.",
+        "the column after P1 counts the steps' wall time instead." + _refigured(results),
         "",
         *(f"Note: {n}\n" for n in results.get("notes", [])),
         "| study | aim | P1 (median) | P1 of each run | the median run, steps' wall time | "
@@ -255,6 +255,17 @@ def render(results: dict[str, Any]) -> str:
     ]
     lines += [_phase_row(name, study, conc) for name, study in results["studies"].items()]
     return "\n".join(lines + _split_table(results)) + "\n"
+
+
+def _refigured(results: dict[str, Any]) -> str:
+    at = results.get("refigured_at")
+    if not at:
+        return ""
+    return (
+        f" The trial figures were recomputed from the same runs' study folders at commit "
+        f"{at['commit']}{' (with changes)' if at['dirty'] else ''} "
+        "(`python -m bench.overhead.p1 --refigure`)."
+    )
 
 
 def _split_table(results: dict[str, Any]) -> list[str]:
@@ -308,9 +319,28 @@ def _phase_row(name: str, study: dict[str, Any], conc: int) -> str:
     )
 
 
+def refigure(path: Path, out: Path) -> None:
+    """The trial figures of ``path``'s runs again, from the study folders they left, with
+    this tree's arithmetic (the commit is recorded as ``refigured_at``)."""
+    results = json.loads(path.read_text())
+    for name, study in results["studies"].items():
+        for k, run in enumerate(study["runs"]):
+            folder = path.parent / "work" / f"{name}-{k}" / "studies" / "quickstart"
+            run |= trial_figures(folder, float(run["study_s"]))
+        study["median"] = median_run(study["runs"], results["concurrency"])
+    results["refigured_at"] = machine.git_state()
+    write_section(out, "p1", results, render(results))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--render", type=Path, help="write p1.md again from this p1.json; no runs")
+    ap.add_argument(
+        "--refigure",
+        type=Path,
+        help="recompute this p1.json's trial figures from the study folders its runs left "
+        "(<its folder>/work); no runs",
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny settings, 1 repeat")
     ap.add_argument("--repeats", type=int, help="runs per study (default 3; 1 with --smoke)")
     ap.add_argument("--only", choices=sorted(AIMS), help="run one study")
@@ -318,6 +348,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.render is not None:
         (args.render.parent / "p1.md").write_text(render(json.loads(args.render.read_text())))
+        return
+    if args.refigure is not None:
+        refigure(args.refigure, args.out)
         return
     mode = "smoke" if args.smoke else "full"
     repeats = args.repeats or (1 if args.smoke else 3)

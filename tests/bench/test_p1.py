@@ -46,14 +46,15 @@ def test_the_split_columns_are_per_slot() -> None:
 
 
 def test_the_lead_is_split_at_each_first_workers_process_start() -> None:
-    # the study starts at 100; workers 1 and 2 start at 101 and 103, enter their first trials
-    # at 108 and 109; worker 1 runs a second trial later; a third worker (a retry) is not lead
-    def trial(proc: float, start: float) -> list[dict[str, Any]]:
-        return [{"process_started_at": proc, "started_at": start}]
+    # the study starts at 100; workers 1 and 2 both start at 101, enter their first trials at
+    # 108 and 109; worker 1 runs a second trial later; a third worker (a retry) is not lead
+    def trial(pid: int, proc: float, start: float) -> list[dict[str, Any]]:
+        return [{"pid": pid, "process_started_at": proc, "started_at": start}]
 
-    rows = [trial(101, 130), trial(101, 108), trial(103, 109), trial(150, 151)]
+    # two processes may start within one clock tick: the pid tells them apart
+    rows = [trial(1, 101, 130), trial(1, 101, 108), trial(2, 101, 109), trial(3, 150, 151)]
     got = p1.lead_split(rows, study_start=100.0, concurrency=2)
-    assert got == {"lead_before_worker_s": 1 + 3, "lead_worker_boot_s": 7 + 6, "workers": 3}
+    assert got == {"lead_before_worker_s": 1 + 1, "lead_worker_boot_s": 7 + 8, "workers": 3}
     assert p1.lead_split([[{"started_at": 1.0}]], 0.0, 2) == {}  # reports from before the field
 
 
