@@ -15,6 +15,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 SECTIONS = (
     "p1.md",
+    "threads.md",
     "peer.md",
     "overhead.md",
     "search_quality.md",
