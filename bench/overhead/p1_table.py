@@ -1,0 +1,137 @@
+"""P1's arithmetic and its tables: a run's figures per slot (``phases``), the median run, and
+the Markdown section (``render``). ``p1.py`` runs the studies and collects the figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+AIMS = {"quickstart": 1.25, "long": 1.15}
+IN_TRIAL = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from each last report
+LEAD = ("lead_before_worker_s", "lead_worker_boot_s")  # the lead, split (p1.lead_split)
+
+
+def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
+    """The run's figures per slot (divided by the concurrency), and P1: its training counted in
+    slot-seconds (a step on a lent, idle slot's threads too counts 2 slots), and counted as
+    the steps' wall time."""
+    step, start = run["step_s"] / concurrency, run["start_s"] / concurrency
+    slots = run.get("step_slot_s", run["step_s"]) / concurrency
+    inside = run["trainable_s"] / concurrency
+    return {
+        "p1": run["study_s"] / slots,
+        "p1_wall_steps": run["study_s"] / step,
+        "p1_command": run["command_s"] / slots,
+        "slot_s": slots,
+        "step_s": step,
+        "start_s": start,
+        "between_s": inside - step - start,
+        "gaps_s": run["study_s"] - inside,
+        **{k: run.get(k, math.nan) / concurrency for k in IN_TRIAL},
+        **{f"idle_{k}_s": v / concurrency for k, v in run.get("idle_s", {}).items()},
+        **{k: run.get(k, math.nan) / concurrency for k in LEAD},
+        "steps_per_s": run["steps"] / run["step_s"] if run["step_s"] else float("nan"),
+    }
+
+
+def median_run(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """The run whose P1 is the median (an odd count; the lower middle one otherwise)."""
+    ranked = sorted(runs, key=lambda r: phases(r, concurrency)["p1"])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def render(results: dict[str, Any]) -> str:
+    conc = results["concurrency"]
+    lines = [
+        "## Framework overhead, P1 (`python -m bench.overhead.p1`)",
+        "",
+        f"{results['date']}, commit {results['git']['commit']}"
+        f"{' (with changes)' if results['git']['dirty'] else ''}, "
+        f"{results['machine']['nproc']} CPUs ({results['machine']['cpu_model']}), "
+        f"load before {results['load_before'][0]:.2f}. Each study is `lora-hpo run "
+        f"search_spaces/quickstart.yaml` (with the `--set` shown) in a fresh process and working "
+        f"directory, {conc} trials at once, MLflow on its embedded default. "
+        "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats. "
+        "A trial that runs on an idle slot's lent threads (the study's tail) spends 2 slots a "
+        "step, so its in-step time counts in slot-seconds (each report's `step_slot_time_s`); "
+        "the column after P1 counts the steps' wall time instead." + _refigured(results),
+        "",
+        *(f"Note: {n}\n" for n in results.get("notes", [])),
+        "| study | aim | P1 (median) | P1 of each run | the median run, steps' wall time | "
+        "command wall ÷ training | in-study steps/s | load during (mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_figure_row(name, study, conc) for name, study in results["studies"].items()]
+    lines += [
+        "",
+        "Per slot, in the median run (seconds; start, between and gaps are defined in "
+        "`bench/overhead/p1.py`):",
+        "",
+        "| study | `--set` | trials | study wall | command wall | training | start | between "
+        "| gaps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_phase_row(name, study, conc) for name, study in results["studies"].items()]
+    return "\n".join(lines + _split_table(results)) + "\n"
+
+
+def _refigured(results: dict[str, Any]) -> str:
+    at = results.get("refigured_at")
+    if not at:
+        return ""
+    return (
+        f" The trial figures were recomputed from the same runs' study folders at commit "
+        f"{at['commit']}{' (with changes)' if at['dirty'] else ''} "
+        "(`python -m bench.overhead.p1 --refigure`)."
+    )
+
+
+def _split_table(results: dict[str, Any]) -> list[str]:
+    """The median runs' between and gaps, split (runs from before the split have none)."""
+    if not all("idle_s" in s["median"] for s in results["studies"].values()):
+        return []
+    lines = [
+        "",
+        "The same run's between and gaps, split (seconds per slot; the idle split is "
+        "measured from the trials' start and last-report times, so it may differ from gaps "
+        "by a second):",
+        "",
+        "| study | eval | checkpoint save | report | idle: lead | of it: before the worker "
+        "process | of it: worker boot | idle: between trials | idle: tail |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    conc = results["concurrency"]
+    return lines + [_split_row(n, study, conc) for n, study in results["studies"].items()]
+
+
+def _split_row(name: str, study: dict[str, Any], conc: int) -> str:
+    p = phases(study["median"], conc)
+    keys = [*IN_TRIAL, "idle_lead_s", *LEAD, "idle_between_s", "idle_tail_s"]
+    return f"| {name} | " + " | ".join(_cell(p[k]) for k in keys) + " |"
+
+
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
+
+
+def _figure_row(name: str, study: dict[str, Any], conc: int) -> str:
+    each = [phases(r, conc) for r in study["runs"]]
+    med = phases(study["median"], conc)
+    met = "met" if med["p1"] <= AIMS[name] else "missed"
+    loads = ", ".join(f"{r['load_during']['mean']:.2f}" for r in study["runs"])
+    p1s = ", ".join(f"{p['p1']:.2f}" for p in each)
+    return (
+        f"| {name} | ≤ {AIMS[name]} | **{med['p1']:.2f}** ({met}) | {p1s} | "
+        f"{med['p1_wall_steps']:.2f} | {med['p1_command']:.2f} | {med['steps_per_s']:.2f} | "
+        f"{loads} |"
+    )
+
+
+def _phase_row(name: str, study: dict[str, Any], conc: int) -> str:
+    run, p = study["median"], phases(study["median"], conc)
+    sets = " ".join(f"`{s}`" for s in study["sets"]) or "(none)"
+    return (
+        f"| {name} | {sets} | {run['trials']} | {run['study_s']:.0f} | "
+        f"{run['command_s']:.0f} | {p['step_s']:.1f} | {p['start_s']:.1f} | "
+        f"{p['between_s']:.1f} | {p['gaps_s']:.1f} |"
+    )
