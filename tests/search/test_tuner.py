@@ -111,10 +111,14 @@ def test_a_lone_trial_trains_on_the_idle_slots_threads(
     local_ray: None, tiny_assets: Path, tmp_path: Path
 ) -> None:
     """Two trials, two slots of 1 CPU on a 2-CPU node: one diverges early, the searcher is
-    done, so the idle slot's thread is lent to the other, whose steps then count 2 slots."""
+    done, so the idle slot's thread is lent to the other, whose steps then count 2 slots. The
+    other runs 200 steps, so it outlives the diverging one even if that one's worker boots
+    seconds later (at 20 steps CI once saw it finish first, never alone)."""
     data = tiny_study(
         tiny_assets,
         **{
+            "training.max_steps": 200,
+            "training.eval_every": 10,
             "search.num_samples": 2,
             "search.scheduler": {"type": "none"},
             "search.sampler": "random",
