@@ -45,7 +45,8 @@ def note_overhead(r: dict[str, Any]) -> str:
     )
     return (
         f"In-step time counts training steps only. {shares(b)}. Between steps inside a trial"
-        f" lora-hpo evaluates {s['max_eval_samples']} examples every {s['eval_every']} steps and"
+        f" lora-hpo evaluates {s['max_eval_samples']} examples at ASHA's rungs and each"
+        f" trial's last step (the peer: every {s['eval_every']} steps) and"
         f" saves the adapter as a checkpoint with each report; counting that time as work, the"
         f" ratio would be {as_work:.2f}. Outside trials: Ray's start ({b['setup_s']:.1f} s"
         f" before fit), worker start-up, each worker's first model load and tokenisation"

@@ -41,7 +41,10 @@ def render(r: dict[str, Any]) -> str:
         f", {r['machine']['nproc']} CPUs, load before {r['load_before'][0]:.2f}. Both sides ran "
         f"the same {s['trials']} sampled configs, up to {s['max_steps']} steps, ASHA grace "
         f"{s['grace_period']} and reduction {s['reduction_factor']}, sequence length "
-        f"{s['max_length']}, batch {s['batch_size']}, {s['concurrency']} trials at once.",
+        f"{s['max_length']}, batch {s['batch_size']}, {s['concurrency']} trials at once. "
+        "lora-hpo evaluates where its ASHA reads, at the rungs and each trial's last step "
+        f"(its default); the peer every {s['eval_every']} steps, since Ray's ASHA counts the "
+        "peer's reports, one per evaluation, on a fixed grid.",
         "",
         f"Wall ratio, lora-hpo ÷ `Trainer.hyperparameter_search` (Ray): **{med:.2f}** "
         f"(aim ≤ {AIM}: {'met' if med <= AIM else 'missed'}; each repeat: "

@@ -4,7 +4,12 @@ search_spaces/quickstart.yaml.
 Variants, all on the bench's task settings (sequence length, batch size, steps, eval set):
   same         the peer's space and optimizer setup (one learning rate for adapter and head,
                linear schedule), TPE seeded (its first 10 trials are random draws), ASHA with
-               the bench's settings;
+               the bench's settings, evaluated where ASHA reads (its rungs and each trial's
+               last step: lora-hpo's default). The peer evaluates every ``eval_every`` steps,
+               as it must: Ray's ASHA counts its reports, one per evaluation, on a fixed grid.
+               Both grids hold the rungs, so ASHA reads the same values at the same steps
+               (which trials have reached a rung when another does may differ: ASHA is
+               asynchronous);
   no-asha      the same, without early stopping;
   recommended  lora-hpo's own quickstart setup: its space, head learning rate, constant
                schedule and ASHA settings.
@@ -129,6 +134,8 @@ def build_spec(variant: str, s: dict[str, Any]) -> StudySpec:
     raw["training"] |= {"head_learning_rate": None, "lr_scheduler": "linear"}
     scheduler = {"grace_period": s["grace_period"], "reduction_factor": s["reduction_factor"]}
     raw["search"]["scheduler"] = {"type": "none" if variant == "no-asha" else "asha", **scheduler}
+    if variant == "same":  # lora-hpo evaluates where ASHA reads: its rungs and the last step
+        del raw["training"]["eval_every"]
     return parse_spec(raw, str(QUICKSTART))
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.overhead import peer_ratio
+from bench.overhead.settings import MODES, TASK, build_spec
+from lora_hpo.spec.schedule import eval_steps
 
 
 def study(wall: float) -> dict[str, Any]:
@@ -16,7 +18,8 @@ def study(wall: float) -> dict[str, Any]:
 
 def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
     settings = {"trials": 8, "max_steps": 60, "grace_period": 10, "reduction_factor": 3,
-                "max_length": 128, "batch_size": 16, "concurrency": 2}  # fmt: skip
+                "max_length": 128, "batch_size": 16, "concurrency": 2,
+                "eval_every": 10}  # fmt: skip
     result = {
         "date": "2026-12-02",
         "git": {"commit": "abc1234", "dirty": False},
@@ -31,3 +34,9 @@ def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
     text = peer_ratio.render(result)
     assert "**0.70** (aim ≤ 0.6: missed" in text
     assert text.count("| lora_same (") == 3 and "| peer_ray (3) | 100.0 |" in text
+
+
+def test_lora_hpo_evaluates_where_its_asha_reads_and_the_peer_on_its_grid() -> None:
+    s = MODES["full"] | TASK
+    assert eval_steps(build_spec("same", s)) == (10, 30, 60)  # grace 10, rf 3, max 60
+    assert build_spec("no-asha", s).training.eval_every == s["eval_every"]
