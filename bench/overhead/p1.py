@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -129,7 +130,10 @@ def trial_figures(study_dir: Path, study_s: float) -> dict[str, Any]:
 
     rows = [r for r in read_results(str(study_dir)) if r]
     trials = [r[-1] for r in rows]
-    conc = int(yaml.safe_load(QUICKSTART.read_text())["search"]["max_concurrent"])
+    search = yaml.safe_load(QUICKSTART.read_text())["search"]
+    conc, metric = int(search["max_concurrent"]), search["metric"]
+    values = [float(t.get(f"{metric}_raw", math.nan)) for t in trials]
+    values = [v for v in values if not math.isnan(v)]
     spans = [(float(r[0]["started_at"]), float(r[-1]["reported_at"])) for r in rows]
     end = max(e for _, e in spans)
     return {
@@ -143,6 +147,8 @@ def trial_figures(study_dir: Path, study_s: float) -> dict[str, Any]:
         "start_s": sum(float(t.get("start_s", 0.0)) for t in trials),
         "trainable_s": sum(float(t.get("time_total_s", 0.0)) for t in trials),
         **{k: sum(float(t.get(k, 0.0)) for t in trials) for k in IN_TRIAL},
+        "best": (max if search["mode"] == "max" else min)(values, default=math.nan),
+        "stopped": sum(1 for t in trials if t.get("status") == "running"),  # ASHA stopped it
         "idle_s": idle_split(spans, (end - study_s, end), conc),
         **lead_split(rows, end - study_s, conc),
     }

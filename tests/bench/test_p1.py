@@ -69,6 +69,22 @@ def test_the_cli_summary_line_gives_the_study_wall() -> None:
     assert found is not None and found.group(2) == "78"
 
 
+def test_the_quickstart_command_is_shown_beside_its_aims() -> None:
+    runs = [run(80.0) | {"best": b, "stopped": s} for b, s in ((0.92, 4), (0.885, 3), (0.93, 0))]
+    results = {
+        "date": "2026-12-03", "git": {"commit": "abc1234", "dirty": False},
+        "machine": {"nproc": 2, "cpu_model": "AMD EPYC"}, "load_before": [0.1, 0.1, 0.1],
+        "concurrency": 2,
+        "studies": {"quickstart": {"sets": [], "runs": runs, "median": runs[0]}},
+    }  # fmt: skip
+    text = p1.render(results)
+    assert "| command wall (s) | ≤ 180 | 100, 100, 100 | met |" in text
+    assert "| best eval_accuracy | ≥ 0.90 | 0.920, 0.885, 0.930 | missed |" in text
+    assert "| trials stopped by ASHA | ≥ 1 | 4, 3, 0 of 4 | missed |" in text
+    results["studies"]["quickstart"]["sets"] = ["training.max_steps=4"]  # not as users run it
+    assert "command wall (s)" not in p1.render(results)
+
+
 @pytest.mark.slow
 def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "bench.overhead.p1", "--smoke", "--out", str(tmp_path)]
@@ -83,5 +99,6 @@ def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
         assert math.isfinite(got["p1"]) and got["time_in_eval_s"] > 0, name
         assert got["lead_worker_boot_s"] > 0 and median["workers"] >= 1, name
         assert set(median["idle_s"]) == {"lead", "between", "tail"}, name
+        assert 0 <= median["best"] <= 1 and median["stopped"] == 0, name  # no scheduler
     assert "| quickstart |" in (tmp_path / "p1.md").read_text()
     assert "idle: tail" in (tmp_path / "p1.md").read_text()
