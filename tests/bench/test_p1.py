@@ -85,6 +85,20 @@ def test_the_quickstart_command_is_shown_beside_its_aims() -> None:
     assert "command wall (s)" not in p1.render(results)
 
 
+def test_a_missed_aim_says_what_p1_would_be_without_idle_slots_and_with_eval_alone() -> None:
+    r = run(60.0) | {"time_in_eval_s": 6.0, "idle_s": {"lead": 4.0, "between": 2.0, "tail": 8.0},
+                     "lead_before_worker_s": 1.0, "lead_worker_boot_s": 3.0}  # fmt: skip
+    results = {
+        "date": "2026-12-03", "git": {"commit": "abc1234", "dirty": False},
+        "machine": {"nproc": 2, "cpu_model": "AMD EPYC"}, "load_before": [0.1, 0.1, 0.1],
+        "concurrency": 2, "studies": {"long": {"sets": ["x=1"], "runs": [r], "median": r}},
+    }  # fmt: skip
+    text = p1.render(results)  # per slot: 40 s training, 7 s idle, 3 s eval
+    assert "- long, P1 1.50 against ≤ 1.15: without its idle slot time (7.0 s per slot" in text
+    assert "it would be 1.32; training and evaluation alone (3.0 s per slot" in text
+    assert "give 1.07." in text
+
+
 @pytest.mark.slow
 def test_smoke_p1_writes_both_studies(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "bench.overhead.p1", "--smoke", "--out", str(tmp_path)]
