@@ -66,7 +66,22 @@ def render(r: dict[str, Any]) -> str:
                 + " | ".join(num(c, 1) for c in cells)
                 + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {load:.2f} |"
             )
+    per_step = [per_trial_step(b) for b in r["breakdowns"]]
+    lines += [
+        "",
+        "ASHA is asynchronous: which trials it stops depends on the order in which they reach "
+        "a rung, so the two sides' trial-steps can differ from the same configs. Wall per "
+        "trial-step, lora-hpo ÷ peer, in each repeat: "
+        + ", ".join(f"{x:.2f}" for x in per_step)
+        + f" (median {statistics.median(per_step):.2f}).",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def per_trial_step(studies: dict[str, Any]) -> float:
+    """The wall ratio at equal work: each side's wall per trial-step it trained."""
+    ours, peer = studies["lora_same"], studies["peer_ray"]
+    return float((ours["wall_s"] / ours["trial_steps"]) / (peer["wall_s"] / peer["trial_steps"]))
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
     text = peer_ratio.render(result)
     assert "**0.70** (aim ≤ 0.6: missed" in text
     assert text.count("| lora_same (") == 3 and "| peer_ray (3) | 100.0 |" in text
+    assert "in each repeat: 0.70, 0.70, 0.70 (median 0.70)." in text  # equal trial-steps
 
 
 def test_lora_hpo_evaluates_where_its_asha_reads_and_the_peer_on_its_grid() -> None:
