@@ -140,17 +140,24 @@ def render(r: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "install")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="an empty folder to clone and install into, kept afterwards (<keep>/<command>/"
+        "lora-hpo/.venv is then that command's install, to run other benches in)",
+    )
     args = ap.parse_args()
     out = args.out.resolve()
     r = machine.describe(" ".join(["python", "-m", "bench.install", *sys.argv[1:]]))
     commands = readme_commands((REPO / "README.md").read_text())
     r["commands"] = {}
     with tempfile.TemporaryDirectory(prefix="lora-hpo-install-") as tmp:
+        root = args.keep.resolve() if args.keep else Path(tmp)
         for label, command in commands.items():
-            clone = Path(tmp) / label / "lora-hpo"
+            clone = root / label / "lora-hpo"
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
             started = time.time()
-            r["commands"][label] = measure(label, command, clone, Path(tmp) / "work")
+            r["commands"][label] = measure(label, command, clone, root / "work")
             print(f"{label}: {time.time() - started:.0f} s", flush=True)
     r["load_after"] = os.getloadavg()
     write_section(out, "install", r, render(r))
