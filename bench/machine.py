@@ -20,6 +20,7 @@ PACKAGES = (
     "mlflow",
     "datasets",
     "accelerate",
+    "bitsandbytes",  # peft imports it whenever it is installed
 )
 REPO = Path(__file__).resolve().parents[1]
 
