@@ -66,8 +66,12 @@ def render(r: dict[str, Any]) -> str:
                 + " | ".join(num(c, 1) for c in cells)
                 + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {load:.2f} |"
             )
+    return "\n".join(lines + _per_step_lines(r)) + "\n"
+
+
+def _per_step_lines(r: dict[str, Any]) -> list[str]:
     per_step = [per_trial_step(b) for b in r["breakdowns"]]
-    lines += [
+    return [
         "",
         "ASHA is asynchronous: which trials it stops depends on the order in which they reach "
         "a rung, so the two sides' trial-steps can differ from the same configs. Wall per "
@@ -75,7 +79,6 @@ def render(r: dict[str, Any]) -> str:
         + ", ".join(f"{x:.2f}" for x in per_step)
         + f" (median {statistics.median(per_step):.2f}).",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def per_trial_step(studies: dict[str, Any]) -> float:
