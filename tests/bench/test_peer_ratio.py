@@ -12,7 +12,7 @@ from lora_hpo.spec.schedule import eval_steps
 
 def study(wall: float) -> dict[str, Any]:
     return {"wall_s": wall, "trials": 8, "trial_steps": 300, "in_step_s": 120.0,
-            "in_trial_other_s": 20.0, "outside_trials_s": 30.0, "s_per_step": 0.4,
+            "in_trial_other_s": 20.0, "outside_trials_s": 30.0, "s_per_step": 0.4, "concurrency": 2,
             "best": 0.9}  # fmt: skip
 
 
@@ -35,6 +35,9 @@ def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
     assert "**0.70** (aim ≤ 0.6: missed" in text
     assert text.count("| lora_same (") == 3 and "| peer_ray (3) | 100.0 |" in text
     assert "in each repeat: 0.70, 0.70, 0.70 (median 0.70)." in text  # equal trial-steps
+    # the median repeat is the 3rd (0.7); its training alone, 120 s / 2, is 0.6 of the peer's 100
+    assert "in the median repeat (3): lora-hpo's in-step training time alone" in text
+    assert "60.0 s, 0.60 of the peer's wall" in text and "rendered again" not in text
 
 
 def test_lora_hpo_evaluates_where_its_asha_reads_and_the_peer_on_its_grid() -> None:
