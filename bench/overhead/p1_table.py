@@ -49,7 +49,8 @@ def render(results: dict[str, Any]) -> str:
         f"{results['date']}, commit {results['git']['commit']}"
         f"{' (with changes)' if results['git']['dirty'] else ''}, "
         f"{results['machine']['nproc']} CPUs ({results['machine']['cpu_model']}), "
-        f"load before {results['load_before'][0]:.2f}. Each study is `lora-hpo run "
+        f"load before {results['load_before'][0]:.2f}{_run_loads(results)}. Each study is "
+        "`lora-hpo run "
         f"search_spaces/quickstart.yaml` (with the `--set` shown) in a fresh process and working "
         f"directory, {conc} trials at once, MLflow on its embedded default. "
         "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats. "
@@ -134,6 +135,16 @@ def _quickstart_lines(results: dict[str, Any]) -> list[str]:
         f"The machine's step rate for scale: {rate:.2f} steps/s per trial in the median run "
         "(batch 16 × 32 tokens; one thread a trial, two on a lent slot).",
     ]
+
+
+def _run_loads(results: dict[str, Any]) -> str:
+    """Each run's 1-minute load at its start (the bench waits for it to fall below 0.5), and
+    bitsandbytes' presence (peft imports it at every worker's boot when it is installed)."""
+    loads = [r["load_before"][0] for s in results["studies"].values() for r in s["runs"]]
+    bnb = results.get("versions", {}).get("bitsandbytes")
+    return f", each run at 1-minute load {min(loads):.2f} to {max(loads):.2f} when it began" + (
+        f"; bitsandbytes {bnb}" if bnb else ""
+    )
 
 
 def _refigured(results: dict[str, Any]) -> str:
