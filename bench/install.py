@@ -110,8 +110,7 @@ def render(r: dict[str, Any]) -> str:
     lines = [
         "## Fresh-clone set-up of the README's commands (`python -m bench.install`)",
         "",
-        f"{r['date']}, commit {r['git']['commit']}{' (with changes)' if r['git']['dirty'] else ''}"
-        f", {r['machine']['nproc']} CPUs ({r['machine']['cpu_model']}), load before "
+        f"{machine.provenance(r)}, load before "
         f"{r['load_before'][0]:.2f}. Each command's install part (its steps up to its last "
         "`pip install`, as the README writes them) ran in a fresh clone of the commit, in a new "
         "venv with an empty pip cache. Source builds are read from pip's install reports "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench import machine
+
 AIMS = {"quickstart": 1.25, "long": 1.15}
 QUICKSTART_AIMS = {"command_s": 180.0, "best": 0.90, "stopped": 1}  # issue 15, item 4
 IN_TRIAL = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from each last report
@@ -46,11 +48,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "## Framework overhead, P1 (`python -m bench.overhead.p1`)",
         "",
-        f"{results['date']}, commit {results['git']['commit']}"
-        f"{' (with changes)' if results['git']['dirty'] else ''}, "
-        f"{results['machine']['nproc']} CPUs ({results['machine']['cpu_model']}), "
-        f"load before {results['load_before'][0]:.2f}{_run_loads(results)}. Each study is "
-        "`lora-hpo run "
+        f"{machine.provenance(results)}, load before {results['load_before'][0]:.2f}"
+        f"{_run_loads(results)}. Each study is `lora-hpo run "
         f"search_spaces/quickstart.yaml` (with the `--set` shown) in a fresh process and working "
         f"directory, {conc} trials at once, MLflow on its embedded default. "
         "P1 = study wall ÷ (Σ in-step training time ÷ concurrency); the median of the repeats. "

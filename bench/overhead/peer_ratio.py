@@ -37,8 +37,7 @@ def render(r: dict[str, Any]) -> str:
     lines = [
         "## Against the peer at an identical budget (`python -m bench.overhead.peer_ratio`)",
         "",
-        f"{r['date']}, commit {r['git']['commit']}{' (with changes)' if r['git']['dirty'] else ''}"
-        f", {r['machine']['nproc']} CPUs, load before {r['load_before'][0]:.2f}. Both sides ran "
+        f"{machine.provenance(r)}, load before {r['load_before'][0]:.2f}. Both sides ran "
         f"the same {s['trials']} sampled configs, up to {s['max_steps']} steps, ASHA grace "
         f"{s['grace_period']} and reduction {s['reduction_factor']}, sequence length "
         f"{s['max_length']}, batch {s['batch_size']}, {s['concurrency']} trials at once. "

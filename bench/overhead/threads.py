@@ -61,9 +61,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "## Threads for a lone trial (`python -m bench.overhead.threads`)",
         "",
-        f"{results['date']}, commit {results['git']['commit']}"
-        f"{' (with changes)' if results['git']['dirty'] else ''}, "
-        f"{results['machine']['nproc']} CPUs ({results['machine']['cpu_model']}). One quickstart "
+        f"{machine.provenance(results)}. One quickstart "
         f"trial ({results['steps']} steps, eval of the quickstart's eval set at the last) in one "
         f"process, by thread count; medians of {results['repeats']}.",
         "",
