@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-bench/out}")
 keep=$(mktemp -d /tmp/lora-hpo-bench-XXXXXX)
+trap 'rm -rf "$keep"' EXIT  # the clones go, whether or not a bench fails
 python -m bench.install --out "$out/install" --keep "$keep"
 (cd "$keep/Quickstart/lora-hpo" && .venv/bin/python -m bench.overhead.p1 --out "$out/p1")
 (cd "$keep/Tests/lora-hpo" && .venv/bin/python -m bench.overhead.peer_ratio --repeats 3 --out "$out/peer")
 for stem in install p1 peer; do cp "$out/$stem/$stem.json" "$out/$stem/$stem.md" bench/results/; done
 python -m bench.results_md bench/results
-rm -rf "$keep"

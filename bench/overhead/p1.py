@@ -234,13 +234,14 @@ def main() -> None:
     work = args.out.resolve() / "work"  # the studies run from their own working directories
     work.mkdir(parents=True, exist_ok=True)
     results = machine.describe(" ".join(["python", "-m", "bench.overhead.p1", *sys.argv[1:]]))
-    conc = int(yaml.safe_load(QUICKSTART.read_text())["search"]["max_concurrent"])
+    search = yaml.safe_load(QUICKSTART.read_text())["search"]
+    conc, metric = int(search["max_concurrent"]), search["metric"]
     results |= {"mode": mode, "repeats": repeats, "concurrency": conc, "studies": {}}
     for name, sets in STUDIES[mode].items():
         if args.only and name != args.only:
             continue
         runs = [run_study(name, sets, work, k, quiet=not args.smoke) for k in range(repeats)]
-        study = {"sets": sets, "runs": runs, "median": median_run(runs, conc)}
+        study = {"sets": sets, "runs": runs, "median": median_run(runs, conc), "metric": metric}
         results["studies"][name] = study
         print(f"  {name}: P1 {[round(phases(r, conc)['p1'], 3) for r in runs]}", flush=True)
     results["load_after"] = os.getloadavg()
