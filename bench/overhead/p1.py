@@ -50,7 +50,7 @@ import yaml
 
 from bench import machine
 from bench.overhead.p1_table import AIMS, IN_TRIAL, median_run, phases, render
-from bench.overhead.run import part_env, sample_load
+from bench.overhead.run import part_env, sample_load, wait_quiet
 from bench.overhead.settings import BENCH, QUICKSTART
 from bench.results_md import write_section
 
@@ -81,13 +81,6 @@ STUDIES: dict[str, dict[str, list[str]]] = {
     },
 }
 SUMMARY = re.compile(r"study '[^']+': (\d+) trials in (\d+(?:\.\d+)?) s")
-
-
-def wait_quiet(below: float = 0.5, at_most_s: float = 240.0) -> None:
-    """Wait until the 1-minute load average is below ``below`` (the last run's tail decays)."""
-    end = time.monotonic() + at_most_s
-    while os.getloadavg()[0] >= below and time.monotonic() < end:
-        time.sleep(5)
 
 
 def run_study(

@@ -5,7 +5,9 @@ bench's ``lora_same`` and ``peer_ray`` parts, at its settings), side by side in 
     python -m bench.overhead.peer_ratio [--repeats 1] [--smoke] [--out DIR]
 
 Aim: lora-hpo wall / peer wall <= 0.6. Each repeat runs both parts in fresh processes, the
-order alternating between repeats. It writes <out>/peer.json and <out>/peer.md (default
+order alternating between repeats; each part (but with --smoke) first waits up to 4 minutes
+for the 1-minute load average to fall below 0.5, so that neither side starts on the other's
+tail. It writes <out>/peer.json and <out>/peer.md (default
 bench/out/peer/), with each study's breakdown (``figures.breakdown``) and the load.
 """
 
@@ -34,10 +36,12 @@ def render(r: dict[str, Any]) -> str:
     ratios = r["ratios"]
     med = statistics.median(ratios)
     s = r["settings"]
+    starts = [p[n]["part"]["load_before"][0] for p in r["parts"] for n in PARTS]
     lines = [
         "## Against the peer at an identical budget (`python -m bench.overhead.peer_ratio`)",
         "",
-        f"{machine.provenance(r)}, load before {r['load_before'][0]:.2f}. Both sides ran "
+        f"{machine.provenance(r)}, load before {r['load_before'][0]:.2f}; each part began at a "
+        f"1-minute load of {min(starts):.2f} to {max(starts):.2f}. Both sides ran "
         f"the same {s['trials']} sampled configs, up to {s['max_steps']} steps, ASHA grace "
         f"{s['grace_period']} and reduction {s['reduction_factor']}, sequence length "
         f"{s['max_length']}, batch {s['batch_size']}, {s['concurrency']} trials at once. "
@@ -52,18 +56,19 @@ def render(r: dict[str, Any]) -> str:
         f"(imports too) the ratio is {', '.join(f'{x:.2f}' for x in r['process_ratios'])}.",
         "",
         "| study (repeat) | wall s | trials | trial-steps | in-step s | in-trial other s | "
-        "outside trials s | s per step | best acc. | load during (mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "outside trials s | s per step | best acc. | load at start | load during (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rep, studies in enumerate(r["breakdowns"], 1):
         for name, b in studies.items():
             cells = [b["wall_s"], b["trials"], b["trial_steps"], b["in_step_s"]]
             cells += [b["in_trial_other_s"], b["outside_trials_s"]]
             load = r["loads"][rep - 1][name]
+            start = r["parts"][rep - 1][name]["part"]["load_before"][0]
             lines.append(
                 f"| {name} ({rep}) | "
                 + " | ".join(num(c, 1) for c in cells)
-                + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {load:.2f} |"
+                + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {start:.2f} | {load:.2f} |"
             )
     return "\n".join(lines + _per_step_lines(r)) + "\n"
 
@@ -123,7 +128,7 @@ def main() -> None:
     r["parts"] = []
     for rep in range(args.repeats):
         order = PARTS if rep % 2 == 0 else PARTS[::-1]
-        parts = {name: run_part(name, work, logs, mode, rep) for name in order}
+        parts = {name: run_part(name, work, logs, mode, rep, not args.smoke) for name in order}
         r["parts"].append(parts)
         r["breakdowns"].append({n: figures.breakdown(parts[n], conc) for n in PARTS})
         r["loads"].append({n: parts[n]["part"]["load_during"]["mean"] for n in PARTS})

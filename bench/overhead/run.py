@@ -61,8 +61,11 @@ def part_env() -> dict[str, str]:
     return env
 
 
-def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[str, Any]:
-    """Run one part in a fresh process; its result plus wall time and load averages."""
+def run_part(
+    name: str, work: Path, logs: Path, mode: str, repeat: int, quiet: bool = False
+) -> dict[str, Any]:
+    """Run one part in a fresh process; its result plus wall time and load averages. With
+    ``quiet``, it first waits for the machine to be quiet (``wait_quiet``)."""
     out = work / f"{name}.json"
     out.unlink(missing_ok=True)
     shutil.rmtree(work / "quickstart", ignore_errors=True)
@@ -70,6 +73,8 @@ def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[
     log = logs / f"{name}-{repeat}.log"
     cwd = work / "quickstart-cwd" if name == "quickstart" else REPO  # its MLflow files go there
     cwd.mkdir(parents=True, exist_ok=True)
+    if quiet:
+        wait_quiet()
     before = os.getloadavg()
     print(f"[{time.strftime('%H:%M:%S')}] {name} (repeat {repeat + 1}), log: {log}", flush=True)
     start = time.time()
@@ -92,6 +97,13 @@ def run_part(name: str, work: Path, logs: Path, mode: str, repeat: int) -> dict[
         "command": cmd,
     }
     return result
+
+
+def wait_quiet(below: float = 0.5, at_most_s: float = 240.0) -> None:
+    """Wait until the 1-minute load average is below ``below`` (the last run's tail decays)."""
+    end = time.monotonic() + at_most_s
+    while os.getloadavg()[0] >= below and time.monotonic() < end:
+        time.sleep(5)
 
 
 def sample_load(proc: subprocess.Popen[bytes], every_s: float = 5.0) -> list[float]:

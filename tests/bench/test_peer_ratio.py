@@ -30,10 +30,13 @@ def test_the_section_gives_the_median_ratio_beside_its_aim() -> None:
         "process_ratios": [0.8, 0.6, 0.7],
         "breakdowns": [{"lora_same": study(70.0), "peer_ray": study(100.0)}] * 3,
         "loads": [{"lora_same": 1.9, "peer_ray": 2.0}] * 3,
+        "parts": [{n: {"part": {"load_before": [0.45, 0.6, 0.7]}} for n in peer_ratio.PARTS}] * 3,
     }
     text = peer_ratio.render(result)
     assert "**0.70** (aim ≤ 0.6: missed" in text
     assert text.count("| lora_same (") == 3 and "| peer_ray (3) | 100.0 |" in text
+    assert "each part began at a 1-minute load of 0.45 to 0.45." in text
+    assert "| load at start | load during (mean) |" in text and "| 0.45 | 2.00 |" in text
     assert "in each repeat: 0.70, 0.70, 0.70 (median 0.70)." in text  # equal trial-steps
     # the median repeat is the 3rd (0.7); its training alone, 120 s / 2, is 0.6 of the peer's 100
     assert "in the median repeat (3): lora-hpo's in-step training time alone" in text
