@@ -17,6 +17,7 @@ SECTIONS = (
     "p1.md",
     "threads.md",
     "peer.md",
+    "peer-len32.md",
     "install.md",
     "overhead.md",
     "search_quality.md",

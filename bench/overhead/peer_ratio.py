@@ -2,13 +2,17 @@
 backend) at an identical budget, the same sampled configs and the same ASHA settings (the full
 bench's ``lora_same`` and ``peer_ray`` parts, at its settings), side by side in one run.
 
-    python -m bench.overhead.peer_ratio [--repeats 1] [--smoke] [--out DIR]
+    python -m bench.overhead.peer_ratio [--repeats 1] [--smoke] [--max-length N] [--out DIR]
 
 Aim: lora-hpo wall / peer wall <= 0.6. Each repeat runs both parts in fresh processes, the
 order alternating between repeats; each part (but with --smoke) first waits up to 4 minutes
 for the 1-minute load average to fall below 0.5, so that neither side starts on the other's
-tail. It writes <out>/peer.json and <out>/peer.md (default
-bench/out/peer/), with each study's breakdown (``figures.breakdown``) and the load.
+tail. It writes <out>/peer.json and <out>/peer.md (default bench/out/peer/), with each
+study's breakdown (``figures.breakdown``) and the load.
+
+``--max-length N`` runs the same budget at another sequence length (the quickstart's is 32):
+cheaper steps, so the time outside them weighs more. It writes peer-lenN.json and
+peer-lenN.md instead (default folder bench/out/peer-lenN/).
 """
 
 from __future__ import annotations
@@ -32,13 +36,23 @@ AIM = 0.6
 PARTS = ("lora_same", "peer_ray")
 
 
+def _title(length: int) -> str:
+    command = "python -m bench.overhead.peer_ratio"
+    if length == MODES["full"]["max_length"]:
+        return f"## Against the peer at an identical budget (`{command}`)"
+    return (
+        f"## Against the peer at an identical budget, at sequence length {length} "
+        f"(`{command} --max-length {length}`)"
+    )
+
+
 def render(r: dict[str, Any]) -> str:
     ratios = r["ratios"]
     med = statistics.median(ratios)
     s = r["settings"]
     starts = [p[n]["part"]["load_before"][0] for p in r["parts"] for n in PARTS]
     lines = [
-        "## Against the peer at an identical budget (`python -m bench.overhead.peer_ratio`)",
+        _title(s["max_length"]),
         "",
         f"{machine.provenance(r)}, load before {r['load_before'][0]:.2f}; each part began at a "
         f"1-minute load of {min(starts):.2f} to {max(starts):.2f}. Both sides ran "
@@ -108,17 +122,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny settings")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=BENCH / "out" / "peer")
-    ap.add_argument("--render", type=Path, help="write peer.md again from this peer.json")
+    ap.add_argument("--out", type=Path, help="folder for its JSON and section")
+    ap.add_argument("--max-length", type=int, help="tokens per example (default: the mode's)")
+    ap.add_argument("--render", type=Path, help="write the section again from this JSON")
     args = ap.parse_args()
     if args.render is not None:
         r = json.loads(args.render.read_text()) | {"rendered_at": machine.git_state()}
-        write_section(args.render.parent, "peer", r, render(r))
+        write_section(args.render.parent, args.render.stem, r, render(r))
         return
     mode = "smoke" if args.smoke else "full"
     settings = TASK | MODES[mode]
+    stem = "peer"
+    if args.max_length is not None:
+        settings["max_length"], stem = args.max_length, f"peer-len{args.max_length}"
+    out = args.out or BENCH / "out" / stem
     settings["configs"] = sample_configs(settings)
-    work, logs = args.out / "work", args.out / "logs"
+    work, logs = out / "work", out / "logs"
     for folder in (work, logs):
         folder.mkdir(parents=True, exist_ok=True)
     (work / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -136,7 +155,7 @@ def main() -> None:
         walls = [parts[n]["part"]["wall_s"] for n in PARTS]  # whole processes, imports too
         r["process_ratios"].append(walls[0] / walls[1])
     r["load_after"] = os.getloadavg()
-    write_section(args.out, "peer", r, render(r))
+    write_section(out, stem, r, render(r))
 
 
 if __name__ == "__main__":

@@ -47,3 +47,9 @@ def test_lora_hpo_evaluates_where_its_asha_reads_and_the_peer_on_its_grid() -> N
     s = MODES["full"] | TASK
     assert eval_steps(build_spec("same", s)) == (10, 30, 60)  # grace 10, rf 3, max 60
     assert build_spec("no-asha", s).training.eval_every == s["eval_every"]
+
+
+def test_another_sequence_length_is_named_in_the_title() -> None:
+    assert peer_ratio._title(128).endswith("(`python -m bench.overhead.peer_ratio`)")
+    title = peer_ratio._title(32)
+    assert "at sequence length 32" in title and "--max-length 32`)" in title
