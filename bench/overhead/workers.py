@@ -37,15 +37,26 @@ CPUS = 2
 
 
 def idle_workers(timeout_s: float = 60.0) -> set[int]:
-    """The pids of this node's prestarted workers, once all ``CPUS`` of them are up."""
+    """The pids of the prestarted workers of the Ray this process started (its raylet's
+    children; another Ray on the machine is not counted), once all ``CPUS`` of them are up."""
     import psutil
 
+    me = psutil.Process()
     deadline = time.monotonic() + timeout_s
     while True:
-        found = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "ray::IDLE"}
+        found = {p.pid for p in me.children(recursive=True) if _name(p) == "ray::IDLE"}
         if len(found) >= CPUS or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def _name(process: Any) -> str:
+    import psutil
+
+    try:
+        return str(process.name())
+    except psutil.Error:  # it ended while we looked
+        return ""
 
 
 def run_kind(kind: str, storage: str) -> int:
@@ -79,7 +90,8 @@ def probe(kind: str) -> dict[str, Any]:
     """On a fresh local Ray: did ``kind`` land on a prestarted worker, and how long it took."""
     import ray
 
-    ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
+    # address="local": a new Ray of our own, never a `ray start` cluster already running here
+    ray.init(address="local", num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
     try:
         prestarted = idle_workers()
         with tempfile.TemporaryDirectory(prefix="bench-workers-") as storage:
