@@ -1,26 +1,36 @@
 """The Ray runtime a study runs on: join ``--address`` / RAY_ADDRESS, or start a local Ray;
 make sure one trial fits (waiting for a cluster to grow: ``capacity.py``) and that a GPU
-share holds the trial's memory estimate; stop the Ray this process started."""
+share holds the trial's memory estimate; stop the Ray this process started.
+
+A local Ray that lora-hpo starts for a CPU study is set up so that the slots' first trials
+need not boot a worker process each: the workers inherit the driver's environment (no job
+runtime_env), Tune's trial actors are registered without one (``ray_internals``), so they take
+the workers Ray prestarts with the node, and those workers import the trial's modules as they
+start (Ray's ``preload_python_modules``), while the driver runs its preflight.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-
-import torch  # import torch before ray.init: oneMKL aborts otherwise in job drivers
+from typing import Any
 
 from lora_hpo.search.capacity import DEFAULT_WAIT_S, wait_for_capacity
 from lora_hpo.spec.env import JOB_ENV, WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
 
-_STARTED = {"ray": False}  # True once start() started (or joined) Ray in this process
+# what a trial's worker imports before its first step: Tune's trainable, then ours (torch,
+# transformers, peft); about 7 s of a 2-core machine's CPU per worker
+PRELOAD = ("ray.tune", "lora_hpo.training.trainable", "lora_hpo.training.trial")
+_STARTED = {"ray": False, "local": False}  # start() started (or joined) Ray; a local one
 
 
-def start(address: str | None) -> bool:
+def start(address: str | None, spec: StudySpec | None = None) -> bool:
     """Join RAY_ADDRESS / --address, or start a local Ray (nothing when Ray already runs in
-    this process). True when this process joined a cluster, which can grow."""
+    this process); a local Ray for ``spec`` preloads its trial modules in the prestarted
+    workers when ``preloads(spec)``. True when this process joined a cluster, which can grow."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -29,23 +39,72 @@ def start(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     target = address or os.environ.get("RAY_ADDRESS") or None
+    # In a submitted job the job's runtime_env carries WORKER_ENV, and Ray refuses a driver
+    # runtime_env that sets the same keys; a local Ray's workers inherit this environment.
+    in_job = os.environ.get(JOB_ENV) == "1"
+    local = target is None and not in_job
+    options: dict[str, Any] = {}
     if target is not None:
         probe_address(target)
-    # In a submitted job the job's runtime_env carries WORKER_ENV, and Ray refuses a driver
-    # runtime_env that sets the same keys; everywhere else the driver passes them.
-    in_job = os.environ.get(JOB_ENV) == "1"
+    if local:
+        options = local_options(spec)
+    else:
+        import torch  # noqa: F401  (before ray.init: oneMKL aborts otherwise in job drivers)
+
+        options["runtime_env"] = None if in_job else {"env_vars": dict(WORKER_ENV)}
     try:
         ray.init(
             address=target or "local",  # never join a stray `ray start` cluster silently
             logging_level=logging.WARNING,
             include_dashboard=False if target is None else None,
             log_to_driver=True,
-            runtime_env=None if in_job else {"env_vars": dict(WORKER_ENV)},
+            **options,
         )
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UsageError(f"--address: cannot reach a Ray cluster at {target!r}: {exc}") from None
-    _STARTED["ray"] = True
+    _STARTED.update(ray=True, local=local)
     return target is not None
+
+
+def local_options(spec: StudySpec | None) -> dict[str, Any]:
+    """``ray.init`` options for a local Ray: the workers' settings go into this process's
+    environment (which the node's processes inherit), and, when ``preloads(spec)``, the
+    prestarted workers import the trial's modules."""
+    from lora_hpo.search.ray_internals import tune_actor_env
+
+    for key, value in tune_actor_env().items():
+        os.environ.setdefault(key, value)
+    if spec is None or not preloads(spec, local_cpus()):
+        return {}
+    return {"_system_config": {"preload_python_modules": list(PRELOAD)}}
+
+
+def local_cpus() -> int:
+    """The CPUs this process may use: a local Ray counts no more, and prestarts a worker
+    for each one it counts."""
+    from lora_hpo.training.threads import usable_cpus
+
+    return usable_cpus()
+
+
+def preloads(spec: StudySpec, cpus: int) -> bool:
+    """Whether a local Ray of ``cpus`` CPUs should preload the trial modules in every worker
+    it prestarts (one per CPU, about 0.5 GiB each once loaded): for unpacked CPU trials (a
+    worker that imports torch before Ray assigns it a GPU could see the wrong devices), and
+    only where the study's slots would take at least half of those workers. Not when Tune
+    would give the trial actors a runtime_env anyway (a variable it copies from the driver
+    is set), since those never take a prestarted worker."""
+    from lora_hpo.search.ray_internals import propagated_env
+
+    if spec.resources.gpu > 0 or spec.search.pack > 1 or propagated_env():
+        return False
+    slots = min(spec.search.max_concurrent, int(cpus // max(spec.resources.cpu, 1e-9)))
+    return cpus <= 2 * slots
+
+
+def started_local() -> bool:
+    """Whether the Ray of this process is a local one that ``start`` started."""
+    return _STARTED["local"]
 
 
 def ensure_capacity(spec: StudySpec, joined: bool, wait_s: float = DEFAULT_WAIT_S) -> None:
@@ -71,6 +130,8 @@ def check_fits(spec: StudySpec) -> None:
 
 def _device_memory() -> int | None:
     """Total memory of the CUDA device this task got (None without one)."""
+    import torch
+
     if not torch.cuda.is_available():
         return None
     return int(torch.cuda.get_device_properties(0).total_memory)
@@ -137,4 +198,4 @@ def shutdown_started() -> None:
         import ray
 
         ray.shutdown()
-        _STARTED["ray"] = False
+        _STARTED.update(ray=False, local=False)

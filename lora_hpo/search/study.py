@@ -59,7 +59,7 @@ def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s
     worker = threading.Thread(target=run_preflight, name="lora-hpo-preflight")
     if check:
         worker.start()
-    joined = start(address)
+    joined = start(address, spec)
     if check:
         worker.join()
     if "error" in found:

@@ -6,6 +6,7 @@ This is the single-study runner that every strategy uses; it never imports a str
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -158,13 +159,15 @@ def _run(
 ) -> StudyResult:
     from ray import tune
 
-    from lora_hpo.search.ray_internals import replace_callbacks
+    from lora_hpo.search.ray_internals import plain_trial_actors, replace_callbacks
+    from lora_hpo.search.runtime import started_local
     from lora_hpo.search.threads import ThreadLending
 
     where = study_dir(storage, spec.name)
     snapshot_often()
     start, watch = time.monotonic(), FailureWatch()
-    with ThreadLending(spec) as lending:
+    actors = plain_trial_actors() if started_local() else contextlib.nullcontext()
+    with ThreadLending(spec) as lending, actors:
         callbacks = [*callbacks, *lending.callbacks, watch]
         trainable = trainable_for(spec, packs, lending.file)
         if restore:

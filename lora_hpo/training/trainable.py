@@ -1,6 +1,10 @@
 """The Ray Tune function trainable around ``run_trial``: where the trial runs (node, devices),
 reports through ``tune.report`` with the adapter as a ``tune.Checkpoint``, and resume from the
-trial's newest complete checkpoint."""
+trial's newest complete checkpoint.
+
+The driver imports this module to hand the function to Tune, so it imports the trial itself
+(torch, transformers, peft: seconds of CPU) only in the worker that runs it; a local Ray's
+workers import that ahead (``lora_hpo.search.runtime.PRELOAD``)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from typing import Any
 from lora_hpo.spec.env import WORKER_ENV
 from lora_hpo.spec.files import TRIAL_FILE
 from lora_hpo.spec.schema import StudySpec
-from lora_hpo.training.trial import run_trial
 
 
 def newest_checkpoint(checkpoint: Any) -> Any:
@@ -83,6 +86,7 @@ def tune_trainable(
     from ray import tune
 
     from lora_hpo.training.quiet import quiet_libraries
+    from lora_hpo.training.trial import run_trial
 
     quiet_libraries()
     where = placement()

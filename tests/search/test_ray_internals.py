@@ -1,5 +1,7 @@
-"""The one private Ray API lora-hpo uses, on a real Ray runtime: a restored Tuner's callbacks
-can be replaced, and if Ray moves them the error names what moved."""
+"""The private Ray APIs lora-hpo uses: a restored Tuner's callbacks can be replaced (on a real
+Ray runtime), Tune's trainable-actor env_vars can be lifted and come back, and if Ray moves
+either the error names what moved. (That trial actors then take the prestarted workers is
+tested on a real local Ray in ``test_runtime.py``.)"""
 
 from __future__ import annotations
 
@@ -48,3 +50,24 @@ def test_a_restored_tuner_reports_to_the_replaced_callbacks(tmp_path: Path) -> N
 def test_a_moved_internal_fails_loudly_naming_it() -> None:
     with pytest.raises(RayInternalsMoved, match=r"_local_tuner\._run_config\.callbacks moved"):
         replace_callbacks(object(), [])
+
+
+def test_moved_tune_actor_env_fails_loudly_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.tune.execution import class_cache
+
+    from lora_hpo.search.ray_internals import plain_trial_actors
+
+    monkeypatch.delattr(class_cache, "DEFAULT_ENV_VARS")
+    moved = pytest.raises(RayInternalsMoved, match=r"class_cache\.DEFAULT_ENV_VARS")
+    with moved, plain_trial_actors():
+        pass
+
+
+def test_plain_trial_actors_restores_tunes_defaults_after_an_error() -> None:
+    from lora_hpo.search.ray_internals import plain_trial_actors, tune_actor_env
+
+    before = tune_actor_env()
+    with pytest.raises(KeyError), plain_trial_actors():
+        assert tune_actor_env() == {}
+        raise KeyError("boom")
+    assert tune_actor_env() == before
