@@ -151,9 +151,11 @@ def lead_split(
     rows: list[list[dict[str, Any]]], study_start: float, concurrency: int
 ) -> dict[str, Any]:
     """The lead's two parts, summed over the first ``concurrency`` worker processes' first
-    trials: the wait before
-    the process started (Tune's start, the actor's placement) and its boot (process start to
-    trainable entry: Ray's worker, Tune's wrapper, our imports). Empty for reports that lack
+    trials: the wait before the process started (Tune's start, the actor's placement) and its
+    boot inside the study (from the later of the process start and the study's start to the
+    trainable's entry: Ray's worker, Tune's wrapper, our imports). A worker that Ray started
+    before the study (a local Ray's prestarted, preloading workers) booted partly before it:
+    that part is ``boot_before_study_s``, outside the study wall. Empty for reports that lack
     ``process_started_at``."""
     firsts: dict[tuple[int, float], dict[str, Any]] = {}  # (pid, process start) -> first trial
     for r in rows:
@@ -163,9 +165,11 @@ def lead_split(
         if key not in firsts or r[0]["started_at"] < firsts[key]["started_at"]:
             firsts[key] = r[0]
     first = sorted(firsts, key=lambda k: firsts[k]["started_at"])[:concurrency]
+    entered = {k: float(firsts[k]["started_at"]) for k in first}
     return {
         "lead_before_worker_s": sum(max(0.0, p - study_start) for _, p in first),
-        "lead_worker_boot_s": sum(float(firsts[k]["started_at"]) - k[1] for k in first),
+        "lead_worker_boot_s": sum(entered[k] - max(k[1], study_start) for k in first),
+        "boot_before_study_s": sum(max(0.0, min(entered[k], study_start) - k[1]) for k in first),
         "workers": len(firsts),
     }
 

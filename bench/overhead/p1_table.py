@@ -12,6 +12,7 @@ AIMS = {"quickstart": 1.25, "long": 1.15}
 QUICKSTART_AIMS = {"command_s": 180.0, "best": 0.90, "stopped": 1}  # issue 15, item 4
 IN_TRIAL = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from each last report
 LEAD = ("lead_before_worker_s", "lead_worker_boot_s")  # the lead, split (p1.lead_split)
+BOOT_BEFORE = "boot_before_study_s"  # the first workers' boot before the study (p1.lead_split)
 
 
 def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
@@ -32,7 +33,7 @@ def phases(run: dict[str, Any], concurrency: int) -> dict[str, float]:
         "gaps_s": run["study_s"] - inside,
         **{k: run.get(k, math.nan) / concurrency for k in IN_TRIAL},
         **{f"idle_{k}_s": v / concurrency for k, v in run.get("idle_s", {}).items()},
-        **{k: run.get(k, math.nan) / concurrency for k in LEAD},
+        **{k: run.get(k, math.nan) / concurrency for k in (*LEAD, BOOT_BEFORE)},
         "steps_per_s": run["steps"] / run["step_s"] if run["step_s"] else float("nan"),
     }
 
@@ -169,8 +170,9 @@ def _split_table(results: dict[str, Any]) -> list[str]:
         "by a second):",
         "",
         "| study | eval | checkpoint save | report | idle: lead | of it: before the worker "
-        "process | of it: worker boot | idle: between trials | idle: tail |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "process | of it: worker boot | idle: between trials | idle: tail | worker boot before "
+        "the study |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     conc = results["concurrency"]
     return lines + [_split_row(n, study, conc) for n, study in results["studies"].items()]
@@ -178,7 +180,7 @@ def _split_table(results: dict[str, Any]) -> list[str]:
 
 def _split_row(name: str, study: dict[str, Any], conc: int) -> str:
     p = phases(study["median"], conc)
-    keys = [*IN_TRIAL, "idle_lead_s", *LEAD, "idle_between_s", "idle_tail_s"]
+    keys = [*IN_TRIAL, "idle_lead_s", *LEAD, "idle_between_s", "idle_tail_s", BOOT_BEFORE]
     return f"| {name} | " + " | ".join(_cell(p[k]) for k in keys) + " |"
 
 

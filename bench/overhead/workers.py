@@ -6,6 +6,9 @@ a process. This bench asks, each on a fresh local Ray, which kinds of work land 
     actor+env       the same actor with a runtime_env of env_vars, as Tune gives each trainable
                     actor (``{"PL_DISABLE_FORK": "1"}``, plus any variables it propagates)
     tune trial      a Ray Tune function trainable, one trial
+    lora-hpo trial  the same, as ``lora-hpo run`` starts it on a local Ray: Tune's env_vars in
+                    the driver's environment, which the workers inherit, and the trainable
+                    actor registered without them (``ray_internals.plain_trial_actors``)
 
 and, for each, the seconds from the request to the first result. A kind that never lands on a
 prestarted worker pays a fresh process's boot (Ray's worker, then the trial's imports) in
@@ -20,6 +23,7 @@ It writes <out>/workers.json and <out>/workers.md (default bench/out/workers/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -31,7 +35,7 @@ from bench import machine
 from bench.overhead.settings import BENCH
 from bench.results_md import write_section
 
-KINDS = ("actor", "actor+env", "tune trial")
+KINDS = ("actor", "actor+env", "tune trial", "lora-hpo trial")
 TUNE_ENV = {"PL_DISABLE_FORK": "1"}  # what Ray Tune sets on every trainable actor
 CPUS = 2
 
@@ -64,14 +68,19 @@ def run_kind(kind: str, storage: str) -> int:
     defined here, so that Ray ships it by value: a worker need not import this bench.)"""
     import ray
 
-    if kind == "tune trial":
+    if kind in ("tune trial", "lora-hpo trial"):
         from ray import tune
+
+        from lora_hpo.search.ray_internals import plain_trial_actors
 
         def trainable(config: dict[str, Any]) -> None:
             tune.report({"worker_pid": os.getpid()})
 
         config = tune.RunConfig(storage_path=storage, verbose=0)
-        metrics: dict[str, Any] = tune.Tuner(trainable, run_config=config).fit()[0].metrics or {}
+        plain = plain_trial_actors() if kind == "lora-hpo trial" else contextlib.nullcontext()
+        with plain:
+            grid = tune.Tuner(trainable, run_config=config).fit()
+        metrics: dict[str, Any] = grid[0].metrics or {}
         return int(metrics["worker_pid"])
 
     class Probe:
@@ -90,6 +99,11 @@ def probe(kind: str) -> dict[str, Any]:
     """On a fresh local Ray: did ``kind`` land on a prestarted worker, and how long it took."""
     import ray
 
+    from lora_hpo.search.ray_internals import tune_actor_env
+
+    # the workers of a Ray started here inherit this environment (as lora-hpo's local Ray does)
+    for key, value in tune_actor_env().items():
+        os.environ.setdefault(key, value)
     # address="local": a new Ray of our own, never a `ray start` cluster already running here
     ray.init(address="local", num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
     try:
@@ -131,11 +145,14 @@ def finding(runs: list[dict[str, Any]]) -> str:
     """The sentence the figures support (it says so when they do not)."""
     reused = {k: all(r["reused"] for r in runs if r["kind"] == k) for k in KINDS}
     never = {k: not any(r["reused"] for r in runs if r["kind"] == k) for k in KINDS}
-    if reused["actor"] and never["actor+env"] and never["tune trial"]:
+    if reused["actor"] and never["actor+env"] and never["tune trial"] and reused["lora-hpo trial"]:
         return (
             "A plain actor starts in a prestarted worker; an actor with a runtime_env does not,"
-            " and Ray Tune gives every trainable actor one, so each slot's first trial boots a"
-            " fresh worker process (P1's lead) whatever the driver does before it."
+            " and Ray Tune gives every trainable actor one, so a plain Tune trial boots a fresh"
+            " worker process. A trial as lora-hpo runs it on a local Ray (Tune's env_vars"
+            " inherited from the driver instead) starts in a prestarted worker, which"
+            " `lora-hpo run` has import the trial's modules while the driver runs its"
+            " preflight."
         )
     return f"The runs do not show one pattern per kind (reused in every run: {reused})."
 

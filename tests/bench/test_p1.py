@@ -54,8 +54,29 @@ def test_the_lead_is_split_at_each_first_workers_process_start() -> None:
     # two processes may start within one clock tick: the pid tells them apart
     rows = [trial(1, 101, 130), trial(1, 101, 108), trial(2, 101, 109), trial(3, 150, 151)]
     got = p1.lead_split(rows, study_start=100.0, concurrency=2)
-    assert got == {"lead_before_worker_s": 1 + 1, "lead_worker_boot_s": 7 + 8, "workers": 3}
+    assert got == {
+        "lead_before_worker_s": 1 + 1,
+        "lead_worker_boot_s": 7 + 8,
+        "boot_before_study_s": 0,
+        "workers": 3,
+    }
     assert p1.lead_split([[{"started_at": 1.0}]], 0.0, 2) == {}  # reports from before the field
+
+
+def test_a_worker_started_before_the_study_boots_in_it_only_from_its_start() -> None:
+    # a local Ray's prestarted workers start at 90 and 92, preload, and enter at 104 and 105:
+    # 4 + 5 s of boot fall in the study (from 100), 10 + 8 s before it, and no wait at all
+    rows = [
+        [{"pid": 1, "process_started_at": 90.0, "started_at": 104.0}],
+        [{"pid": 2, "process_started_at": 92.0, "started_at": 105.0}],
+    ]
+    got = p1.lead_split(rows, study_start=100.0, concurrency=2)
+    assert got == {
+        "lead_before_worker_s": 0,
+        "lead_worker_boot_s": 4 + 5,
+        "boot_before_study_s": 10 + 8,
+        "workers": 2,
+    }
 
 
 def test_the_median_run_is_the_middle_p1() -> None:

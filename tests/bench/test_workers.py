@@ -16,16 +16,19 @@ from tests.conftest import REPO
 
 
 def runs(**reused: bool) -> list[dict[str, object]]:
-    names = {"actor": "actor", "env": "actor+env", "tune": "tune trial"}
+    names = {"actor": "actor", "env": "actor+env", "tune": "tune trial", "ours": "lora-hpo trial"}
     return [{"kind": names[k], "reused": v, "s": 1.0} for k, v in reused.items()]
 
 
 def test_the_finding_names_tunes_runtime_env_only_when_the_runs_show_it() -> None:
-    assert "Ray Tune gives every trainable actor one" in workers.finding(
-        runs(actor=True, env=False, tune=False)
-    )
-    mixed = workers.finding(runs(actor=True, env=True, tune=False))
-    assert mixed.startswith("The runs do not show one pattern")
+    found = workers.finding(runs(actor=True, env=False, tune=False, ours=True))
+    assert "Ray Tune gives every trainable actor one" in found
+    assert "as lora-hpo runs it on a local Ray" in found
+    for mixed in (
+        runs(actor=True, env=True, tune=False, ours=True),
+        runs(actor=True, env=False, tune=False, ours=False),
+    ):
+        assert workers.finding(mixed).startswith("The runs do not show one pattern")
 
 
 @pytest.mark.slow
@@ -35,7 +38,7 @@ def test_smoke_run_shows_where_each_kind_of_work_starts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "workers.json").read_text())
     got = {r["kind"]: r["reused"] for r in results["runs"]}
-    assert got == {"actor": True, "actor+env": False, "tune trial": False}
+    assert got == {"actor": True, "actor+env": False, "tune trial": False, "lora-hpo trial": True}
     assert all(r["prestarted"] == workers.CPUS for r in results["runs"])
     md = (tmp_path / "workers.md").read_text()
     assert "| actor | 1 of 1 runs |" in md and results["finding"] in md
