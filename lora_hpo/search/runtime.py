@@ -39,6 +39,8 @@ def start(address: str | None, spec: StudySpec | None = None) -> bool:
     if ray.is_initialized():
         return False
     target = address or os.environ.get("RAY_ADDRESS") or None
+    if target == "local":  # Ray's own word for a new local Ray: not a cluster to join
+        target = None
     # In a submitted job the job's runtime_env carries WORKER_ENV, and Ray refuses a driver
     # runtime_env that sets the same keys; a local Ray's workers inherit this environment.
     in_job = os.environ.get(JOB_ENV) == "1"

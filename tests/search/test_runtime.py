@@ -101,6 +101,7 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     from lora_hpo.search.ray_internals import plain_trial_actors, tune_actor_env
 
     monkeypatch.setattr(runtime, "local_cpus", lambda: 2)  # the study fills the node: preload
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's word for a new local Ray, as no address
     for key in ("PL_DISABLE_FORK", *runtime.WORKER_ENV):
         monkeypatch.delenv(key, raising=False)
     assert runtime.start(None, spec_with(tmp_path)) is False  # local, not joined
