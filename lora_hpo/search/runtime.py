@@ -6,25 +6,32 @@ A local Ray that lora-hpo starts for a CPU study is set up so that the slots' fi
 need not boot a worker process each: the workers inherit the driver's environment (no job
 runtime_env), Tune's trial actors are registered without one (``ray_internals``), so they take
 the workers Ray prestarts with the node, and those workers import the trial's modules as they
-start (Ray's ``preload_python_modules``), while the driver runs its preflight.
+start (Ray's ``preload_python_modules``: ``lora_hpo.training.preload``), while the driver runs
+its preflight; the study starts once they are done (``wait_preloaded``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
+import time
 from typing import Any
 
 from lora_hpo.search.capacity import DEFAULT_WAIT_S, wait_for_capacity
-from lora_hpo.spec.env import JOB_ENV, WORKER_ENV
+from lora_hpo.spec.env import JOB_ENV, PRELOADED_ENV, WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
 
-# what a trial's worker imports before its first step: Tune's trainable, then ours (torch,
-# transformers, peft); about 7 s of a 2-core machine's CPU per worker
-PRELOAD = ("ray.tune", "lora_hpo.training.trainable", "lora_hpo.training.trial")
+# what a trial's worker imports before its first step (Tune's trainable, then torch,
+# transformers, peft: about 7 s of a 2-core machine's CPU per worker), then marks it done
+PRELOAD = "lora_hpo.training.preload"
+PRELOAD_WAIT_S = 120.0  # the most the driver waits for the slots' workers to preload
+IDLE_KILL_MS = 60_000  # an idle worker lives this long on a local Ray (Ray's default: 1 s)
 _STARTED = {"ray": False, "local": False}  # start() started (or joined) Ray; a local one
+_PRELOADED: dict[str, Any] = {"dir": None, "want": 0}  # the workers' marks; how many to wait for
 
 
 def start(address: str | None, spec: StudySpec | None = None) -> bool:
@@ -70,15 +77,40 @@ def start(address: str | None, spec: StudySpec | None = None) -> bool:
 
 def local_options(spec: StudySpec | None) -> dict[str, Any]:
     """``ray.init`` options for a local Ray: the workers' settings go into this process's
-    environment (which the node's processes inherit), and, when ``preloads(spec)``, the
-    prestarted workers import the trial's modules."""
+    environment (which the node's processes inherit); the prestarted workers stay until the
+    trial actors take them; and, when ``preloads(spec)``, they import the trial's modules."""
     from lora_hpo.search.ray_internals import tune_actor_env
 
     for key, value in tune_actor_env().items():
         os.environ.setdefault(key, value)
-    if spec is None or not preloads(spec, local_cpus()):
-        return {}
-    return {"_system_config": {"preload_python_modules": list(PRELOAD)}}
+    os.environ.pop(PRELOADED_ENV, None)
+    # Ray kills an idle worker after 1 s once there are more idle workers than unreserved CPUs,
+    # and Tune reserves a trial's CPU (a placement group) before it asks for the actor: the
+    # second slot's prestarted worker was killed, and a new one booted in its place
+    config: dict[str, Any] = {"idle_worker_killing_time_threshold_ms": IDLE_KILL_MS}
+    cpus = local_cpus()
+    if spec is not None and preloads(spec, cpus):
+        folder = tempfile.mkdtemp(prefix="lora-hpo-preloaded-")
+        os.environ[PRELOADED_ENV] = folder
+        _PRELOADED.update(dir=folder, want=slots(spec, cpus))
+        config["preload_python_modules"] = [PRELOAD]
+    return {"_system_config": config}
+
+
+def wait_preloaded(timeout_s: float = PRELOAD_WAIT_S) -> int:
+    """Wait (up to ``timeout_s``) until as many prestarted workers as the study has slots
+    are done preloading; how many are. Ray gives a trial actor only a worker that is done,
+    and starts another process for one asked for earlier, so Tune must ask after this.
+    Nothing to wait for (0) when this process's Ray preloads nothing."""
+    folder, want = _PRELOADED["dir"], _PRELOADED["want"]
+    if folder is None:
+        return 0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = len(os.listdir(folder))
+        if done >= want or time.monotonic() > deadline:
+            return done
+        time.sleep(0.1)
 
 
 def local_cpus() -> int:
@@ -100,8 +132,12 @@ def preloads(spec: StudySpec, cpus: int) -> bool:
 
     if spec.resources.gpu > 0 or spec.search.pack > 1 or propagated_env():
         return False
-    slots = min(spec.search.max_concurrent, int(cpus // max(spec.resources.cpu, 1e-9)))
-    return cpus <= 2 * slots
+    return cpus <= 2 * slots(spec, cpus)
+
+
+def slots(spec: StudySpec, cpus: int) -> int:
+    """The trials that run at once on ``cpus`` CPUs."""
+    return min(spec.search.max_concurrent, int(cpus // max(spec.resources.cpu, 1e-9)))
 
 
 def started_local() -> bool:
@@ -201,3 +237,7 @@ def shutdown_started() -> None:
 
         ray.shutdown()
         _STARTED.update(ray=False, local=False)
+    if _PRELOADED["dir"] is not None:
+        shutil.rmtree(_PRELOADED["dir"], ignore_errors=True)
+        os.environ.pop(PRELOADED_ENV, None)
+        _PRELOADED.update(dir=None, want=0)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from lora_hpo.search.capacity import DEFAULT_WAIT_S, release
 from lora_hpo.search.context import StudyContext, View
 from lora_hpo.search.result import StudyResult
-from lora_hpo.search.runtime import check_gpu_memory, ensure_capacity, start
+from lora_hpo.search.runtime import check_gpu_memory, ensure_capacity, start, wait_preloaded
 from lora_hpo.search.storage import locate_study, spec_file, storage_of, storage_root
 from lora_hpo.search.strategies import single, staged
 from lora_hpo.spec.env import JOB_ENV
@@ -47,7 +47,9 @@ def _preflight(spec: StudySpec, say: Say) -> int:
 
 def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s: float) -> None:
     """Ray's start and the preflight at once (each takes seconds); then, with the preflight
-    passed, the capacity the study needs and the GPU share check."""
+    passed, the capacity the study needs and the GPU share check; then, on a local Ray whose
+    workers preload the trial's modules, the end of that preload (``runtime.wait_preloaded``:
+    a trial actor asked for earlier would boot a process of its own)."""
     found: dict[str, Any] = {"need": 0}
 
     def run_preflight() -> None:
@@ -66,6 +68,7 @@ def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s
         raise found["error"]
     ensure_capacity(spec, joined, wait_s)
     check_gpu_memory(spec, found["need"])
+    wait_preloaded()  # a local Ray's first workers import the trial's modules meanwhile
 
 
 def _context(

@@ -7,3 +7,6 @@ from __future__ import annotations
 # A reused actor waits this long for its finished trial's thread before it takes the next.
 WORKER_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 JOB_ENV = "LORA_HPO_JOB"  # "1" in the driver of a submitted study (lora_hpo.cli.job)
+# A folder where a local Ray's prestarted workers mark that they have imported the trial's
+# modules (lora_hpo.training.preload); set by the driver that starts that Ray.
+PRELOADED_ENV = "LORA_HPO_PRELOADED"

@@ -15,11 +15,13 @@ import torch  # noqa: F401  (before ray)
 
 from lora_hpo.search import runtime
 from lora_hpo.search.runtime import fits_share, preloads
+from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.loader import parse_spec
 from lora_hpo.spec.schema import StudySpec
 from tests.conftest import tiny_study
 
 GIB = 1 << 30
+PRELOADED = ("ray.tune", "lora_hpo.training.trial")  # what lora_hpo.training.preload imports
 
 
 def test_a_share_that_holds_the_trial_passes() -> None:
@@ -67,7 +69,7 @@ def _entry(config: dict[str, Any]) -> None:
     tune.report(
         {
             "pid": os.getpid(),
-            "preloaded": [m for m in runtime.PRELOAD if m in sys.modules],
+            "preloaded": [m for m in PRELOADED if m in sys.modules],
             "env": {k: os.environ.get(k, "") for k in ("PL_DISABLE_FORK", *runtime.WORKER_ENV)},
         }
     )
@@ -98,16 +100,17 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     import ray
     from ray import tune
 
-    from lora_hpo.search.ray_internals import plain_trial_actors, tune_actor_env
+    from lora_hpo.search.ray_internals import plain_trial_actors, propagated_env, tune_actor_env
 
     monkeypatch.setattr(runtime, "local_cpus", lambda: 2)  # the study fills the node: preload
     monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's word for a new local Ray, as no address
-    for key in ("PL_DISABLE_FORK", *runtime.WORKER_ENV):
-        monkeypatch.delenv(key, raising=False)
+    for key in ("PL_DISABLE_FORK", JOB_ENV, *runtime.WORKER_ENV, *propagated_env()):
+        monkeypatch.delenv(key, raising=False)  # a driver of its own: no job, no env for Tune
     assert runtime.start(None, spec_with(tmp_path)) is False  # local, not joined
     try:
         assert runtime.started_local()
         prestarted = _idle_workers(int(ray.cluster_resources()["CPU"]))
+        assert runtime.wait_preloaded() == 2  # both slots' workers are done
         run = tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0)
         with plain_trial_actors():
             config = tune.TuneConfig(num_samples=2, max_concurrent_trials=2)
@@ -116,7 +119,8 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     finally:
         runtime.shutdown_started()
     assert {r["pid"] for r in rows} <= prestarted  # no worker booted for a slot
-    assert all(r["preloaded"] == list(runtime.PRELOAD) for r in rows)
+    assert all(r["preloaded"] == list(PRELOADED) for r in rows)
     expected = {**tune_actor_env(), **runtime.WORKER_ENV}  # inherited: no runtime_env
     assert all(r["env"] == expected for r in rows)
     assert tune_actor_env() == {"PL_DISABLE_FORK": "1"}  # Tune's default is back
+    assert runtime.PRELOADED_ENV not in os.environ and runtime.wait_preloaded() == 0
