@@ -39,10 +39,10 @@ and trial start-up against the peer) and the real-study search-quality bench
 (`python -m bench.search_quality`) have not been run on the current code; their last figures
 (2026-11-24, from a working tree before the restructure) are in git history:
 `git show a47337f:bench/RESULTS.md`. The fresh-clone set-up, P1 (with the quickstart command's
-wall and accuracy) and the peer ratio are measured on their own, below, in one run of a
-committed tree (`bash bench/issue15.sh`); so are the threads bench, the prestarted-workers
-bench, the peer ratio at sequence length 32 and the simulator's real-study check, each at the
-commit its section names.
+wall and accuracy) and the peer ratio at sequence lengths 128 and 32 are measured below in one
+run of a committed tree (`bash bench/issue15.sh`); the threads bench, the prestarted-workers
+bench and the simulator's real-study check each ran on their own, at the commit its section
+names.
 
 Commit ids older than 4a51b73 that a section cites (ec9bd0b, a0298f4, f425970, c7ef9db, ...)
 are of sessions whose commits did not reach main; their tree landed as 4a51b73, unchanged.
