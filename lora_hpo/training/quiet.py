@@ -67,6 +67,14 @@ def silence_known() -> None:
             logger.addFilter(_DropKnown(prefix))
 
 
+def quiet_loggers() -> None:
+    """The library loggers in LOGGERS at ERROR, and nothing imported: what a process that
+    only relays reports (a packed trial's client) needs, so that Ray Train's "Checkpoint
+    successfully created" lines stay out of the driver's console."""
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def quiet_libraries() -> None:
     """Progress bars off and library loggers at ERROR; errors, and warnings about the user's
     own data or model, still reach the terminal."""
@@ -76,8 +84,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its own on import
     silence_known()
-    for name in LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_loggers()
     try:
         import datasets
         import optuna

@@ -12,6 +12,7 @@ from typing import Any
 
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.training.pack.archive import pack_folder, unpack_folder
+from lora_hpo.training.quiet import quiet_loggers
 
 CLAIM_WAIT_S = 600.0  # a freed slot reaches its pack within a second; a pack may still be
 # waiting for a node (the autoscaler), so claims retry for this long
@@ -58,6 +59,7 @@ def packed_trainable(
     import ray
     from ray import tune
 
+    quiet_loggers()
     key = tune.get_context().get_trial_id()
     started = time.time()
     handle = claim(packs, namespace, key, config, _restore_bytes())
