@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from lora_hpo.cli.main import main as cli_main
 from lora_hpo.cluster.payload import decode_spec
 from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.errors import UsageError
+from lora_hpo.spec.scratch import Scratch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     os.environ[JOB_ENV] = "1"  # the preflight's messages say the files are on the cluster
-    with tempfile.TemporaryDirectory(prefix="lora-hpo-job-") as tmp:
+    with Scratch("job") as tmp:
         path = Path(tmp) / "spec.yaml"
         path.write_text(text, encoding="utf-8")
         rest = list(sys.argv[1:] if argv is None else argv)

@@ -14,6 +14,7 @@ from lora_hpo.spec.schema import StudySpec
 
 NAMESPACE = "lora-hpo-packs"
 CLIENT_CPU = 0.01  # a client only relays; the pack holds the rest of one trial's CPUs
+STOP_WAIT_S = 30.0  # how long a pack may take to end its thread and remove its folder
 
 
 def pack_count(spec: StudySpec) -> int:
@@ -32,7 +33,8 @@ def pack_cpu(spec: StudySpec) -> float:
 
 @contextmanager
 def started_packs(spec: StudySpec) -> Iterator[list[str]]:
-    """Start the study's packs; yields their actor names; kills them on the way out."""
+    """Start the study's packs; yields their actor names; on the way out, stops them (each
+    removes its scratch folder) and kills them."""
     import ray
 
     from lora_hpo.training.pack.actor import PackActor, max_calls
@@ -54,6 +56,8 @@ def started_packs(spec: StudySpec) -> Iterator[list[str]]:
     try:
         yield names
     finally:
+        stopping = [handle.stop.remote() for handle in handles]  # each removes its folder
+        ray.wait(stopping, num_returns=len(stopping), timeout=STOP_WAIT_S)
         for handle in handles:
             ray.kill(handle)
 

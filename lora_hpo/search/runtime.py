@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from lora_hpo.search.capacity import DEFAULT_WAIT_S, wait_for_capacity
 from lora_hpo.spec.env import JOB_ENV, PRELOADED_ENV, WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 
 # what a trial's worker imports before its first step (Tune's trainable, then torch,
 # transformers, peft: about 7 s of a 2-core machine's CPU per worker), then marks it done
 PRELOAD = "lora_hpo.training.preload"
-MARKER_PREFIX = "lora-hpo-preloaded-"  # the workers' marker folder: this, the driver's pid, -
 PRELOAD_WAIT_S = 120.0  # the most the driver waits for the slots' workers to preload
 IDLE_KILL_MS = 60_000  # an idle worker lives this long on a local Ray (Ray's default: 1 s)
 _STARTED = {"ray": False, "local": False}  # start() started (or joined) Ray; a local one
@@ -92,34 +89,11 @@ def local_options(spec: StudySpec | None) -> dict[str, Any]:
     config: dict[str, Any] = {"idle_worker_killing_time_threshold_ms": IDLE_KILL_MS}
     cpus = local_cpus()
     if spec is not None and preloads(spec, cpus):
-        sweep_markers()
-        folder = tempfile.mkdtemp(prefix=f"{MARKER_PREFIX}{os.getpid()}-")
-        os.environ[PRELOADED_ENV] = folder
+        folder = Scratch("preloaded")  # swept by the next study if this driver is killed
+        os.environ[PRELOADED_ENV] = folder.name
         _PRELOADED.update(dir=folder, want=slots(spec, cpus))
         config["preload_python_modules"] = [PRELOAD]
     return {"_system_config": config}
-
-
-def sweep_markers(root: str | None = None) -> int:
-    """Remove the marker folders that killed drivers left (their pid in the name, no longer
-    running); how many. A driver that ends normally removes its own (``shutdown_started``)."""
-    removed = 0
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{MARKER_PREFIX}*-*"):
-        pid = folder.name[len(MARKER_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def wait_preloaded(timeout_s: float = PRELOAD_WAIT_S) -> int:
@@ -132,7 +106,7 @@ def wait_preloaded(timeout_s: float = PRELOAD_WAIT_S) -> int:
         return 0
     deadline = time.monotonic() + timeout_s
     while True:
-        done = len(os.listdir(folder))
+        done = sum(not name.startswith(".") for name in os.listdir(folder.name))
         if done >= want or time.monotonic() > deadline:
             return done
         time.sleep(0.1)
@@ -263,6 +237,6 @@ def shutdown_started() -> None:
         ray.shutdown()
         _STARTED.update(ray=False, local=False)
     if _PRELOADED["dir"] is not None:
-        shutil.rmtree(_PRELOADED["dir"], ignore_errors=True)
+        _PRELOADED["dir"].cleanup()
         os.environ.pop(PRELOADED_ENV, None)
         _PRELOADED.update(dir=None, want=0)

@@ -10,14 +10,13 @@ as ``lora-hpo run`` starts), on CPU, unpacked. Elsewhere trials keep their own s
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.training.threads import own_threads, write_count
 
 LIVE = ("PENDING", "RUNNING", "PAUSED")  # trials that hold, or will take, a slot
@@ -73,13 +72,13 @@ class ThreadLending:
         self.spec = spec
         self.file: str | None = None
         self.callbacks: list[Any] = []
-        self._dir: str | None = None
+        self._dir: Scratch | None = None
 
     def __enter__(self) -> ThreadLending:
         total = one_node_total(self.spec)
         if total is not None and total > own_threads(self.spec.resources.cpu):
-            self._dir = tempfile.mkdtemp(prefix="lora-hpo-threads-")
-            path = Path(self._dir) / "threads"
+            self._dir = Scratch("threads")
+            path = Path(self._dir.name) / "threads"
             write_count(path, own_threads(self.spec.resources.cpu))
             self.file = str(path)
             self.callbacks = [LendIdleThreads(path, self.spec, total)]
@@ -87,4 +86,4 @@ class ThreadLending:
 
     def __exit__(self, *exc: object) -> None:
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir.cleanup()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from lora_hpo.spec.env import WORKER_ENV
 from lora_hpo.spec.files import TRIAL_FILE
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 
 
 def newest_checkpoint(checkpoint: Any) -> Any:
@@ -95,7 +95,7 @@ def tune_trainable(
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report({**metrics, **where, "reported_at": time.time()}, checkpoint=ckpt)
 
-    with tempfile.TemporaryDirectory(prefix="lora-hpo-trial-") as work:
+    with Scratch("trial") as work:  # its checkpoints: swept later if the worker is killed
         resume_from, last = _restore(work)
         if resume_from is not None and last is not None and last["step"] >= spec.training.max_steps:
             report(last, resume_from)  # it died after its last report: report it again

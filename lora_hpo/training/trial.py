@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from typing import Any
 
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.spec.space import TrialParams, derive
 from lora_hpo.training.adapters import attach
 from lora_hpo.training.bridge import ReportBridge, Reporter
@@ -148,7 +147,8 @@ def run_trial(
         torch.cuda.reset_peak_memory_stats()  # each trial's own peak (a worker runs several)
     params = derive(spec.space, sampled)
     entry, data = prepare(spec)
-    out_dir = workdir or tempfile.mkdtemp(prefix="lora-hpo-trial-")
+    scratch = Scratch("trial") if workdir is None else None  # swept later if killed
+    out_dir = scratch.name if scratch is not None else str(workdir)
     try:
         trainer = _trainer(spec, entry, data, params, out_dir)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -161,5 +161,5 @@ def run_trial(
         return bridge.last
     finally:
         release(entry)
-        if workdir is None:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if scratch is not None:
+            scratch.cleanup()

@@ -18,6 +18,7 @@ from lora_hpo.search.runtime import fits_share, preloads
 from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.loader import parse_spec
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import OWNER
 from tests.conftest import tiny_study
 
 GIB = 1 << 30
@@ -94,21 +95,6 @@ def _idle_workers(want: int, timeout_s: float = 60.0) -> set[int]:
 
 
 @pytest.mark.slow
-def test_marker_folders_of_killed_drivers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
-    import subprocess
-
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    dead = tmp_path / f"{runtime.MARKER_PREFIX}{gone.stdout.strip()}-abc"  # a killed driver's
-    live = tmp_path / f"{runtime.MARKER_PREFIX}{os.getpid()}-def"
-    other = tmp_path / "lora-hpo-trial-xyz"
-    for folder in (dead, live, other):
-        folder.mkdir()
-        (folder / "123").touch()
-    assert runtime.sweep_markers(str(tmp_path)) == 1
-    assert not dead.exists() and live.exists() and other.exists()
-
-
 def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,8 +110,8 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     assert runtime.start(None, spec_with(tmp_path)) is False  # local, not joined
     try:
         assert runtime.started_local()
-        marker = Path(os.environ[runtime.PRELOADED_ENV])  # named by this driver's pid: swept
-        assert marker.name.startswith(f"{runtime.MARKER_PREFIX}{os.getpid()}-")  # if killed
+        marker = Path(os.environ[runtime.PRELOADED_ENV])  # a scratch folder: swept if killed
+        assert marker.name.startswith("lora-hpo-preloaded-") and (marker / OWNER).is_file()
         prestarted = _idle_workers(int(ray.cluster_resources()["CPU"]))
         assert runtime.wait_preloaded() == 2  # both slots' workers are done
         run = tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0)

@@ -39,6 +39,10 @@ class PackActor:
     def drop(self, key: str) -> None:
         self.runner.drop(key)
 
+    def stop(self) -> None:
+        """End the training thread and remove the pack's scratch folder (the study is over)."""
+        self.runner.stop()
+
 
 def max_calls(capacity: int) -> int:
     """The actor's ``max_concurrency``: every slot's blocking call, plus spare ones."""

@@ -5,12 +5,12 @@ ends, however it ends (``tune.report`` raises when the scheduler stops the trial
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.training.pack.archive import pack_folder, unpack_folder
 from lora_hpo.training.quiet import quiet_loggers
 
@@ -66,7 +66,7 @@ def packed_trainable(
     try:
         while True:
             metrics, blob = ray.get(handle.next.remote(key))
-            with tempfile.TemporaryDirectory(prefix="lora-hpo-packed-") as work:
+            with Scratch("packed") as work:
                 folder = unpack_folder(blob, Path(work) / f"checkpoint-{metrics['step']}")
                 ckpt = tune.Checkpoint.from_directory(str(folder))
                 tune.report(

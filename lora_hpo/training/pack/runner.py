@@ -12,7 +12,6 @@ the training thread; the trials' calls only queue work and wait on the condition
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 import time
 import traceback
@@ -22,6 +21,7 @@ from typing import Any
 
 from lora_hpo.spec.files import TRIAL_FILE
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.training.pack.archive import pack_folder, unpack_folder
 from lora_hpo.training.pack.engine import Engine
 
@@ -56,7 +56,7 @@ class PackRunner:
         self.stopping = False
         self.fatal: str | None = None
         self.steps = 0  # packed steps taken (for the pack's own figures)
-        self.work = tempfile.TemporaryDirectory(prefix="lora-hpo-pack-")
+        self.work = Scratch("pack")  # checkpoints in flight: swept later if the pack is killed
         self.engine: Engine | None = None
         self.thread = threading.Thread(target=self._main, name="lora-hpo-pack", daemon=True)
         self.thread.start()

@@ -1,0 +1,84 @@
+"""Scratch folders in the system temp folder that a killed process does not leave behind for
+good. Each folder, ``lora-hpo-<kind>-<random>``, holds a lock (``.owner``) that its process
+keeps for the folder's life: the kernel releases it however that process ends, SIGKILL
+included. Making a new folder of a kind first removes the folders of that kind whose lock is
+free. A trial's folder holds its checkpoints (an adapter and its optimizer state), so a study
+killed on a large model would otherwise leave gigabytes per slot in /tmp.
+
+A lock, not a pid, tells a live owner: a pid means nothing across the pid namespaces of
+containers that share a temp folder, and pids are reused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import IO
+
+OWNER = ".owner"  # the lock file in each folder; the dot keeps it out of a plain listing
+PREFIX = "lora-hpo-"
+
+
+def _lock(path: Path) -> IO[bytes] | None:
+    """``path`` opened and locked (exclusive, not waiting), or None when another holds it."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115  (held for the folder's life)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def sweep(kind: str, root: str | None = None) -> int:
+    """Remove the ``kind`` folders under ``root`` (the temp folder) whose owner is gone; how
+    many. A folder without its lock file yet (being made) is left alone."""
+    removed = 0
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*"):
+        handle = _lock(folder / OWNER)
+        if handle is None:
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        finally:
+            handle.close()
+    return removed
+
+
+def _remove(path: str, handle: IO[bytes]) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    handle.close()
+
+
+class Scratch:
+    """A scratch folder of ``kind``, owned by this process until ``cleanup`` (or the end of a
+    ``with`` block, or the object's end, or the interpreter's). Like
+    ``tempfile.TemporaryDirectory``, but swept by the next owner if this process is killed."""
+
+    def __init__(self, kind: str, root: str | None = None) -> None:
+        sweep(kind, root)
+        self.name = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=root)
+        # locked under another name, then renamed: a sweeper never sees an unlocked .owner
+        staged = Path(self.name, f"{OWNER}.{os.getpid()}")
+        staged.touch()
+        handle = _lock(staged)
+        assert handle is not None  # a file no one else has opened
+        staged.rename(Path(self.name, OWNER))
+        self._finalizer = weakref.finalize(self, _remove, self.name, handle)
+
+    def cleanup(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
