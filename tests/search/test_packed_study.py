@@ -105,7 +105,7 @@ def test_a_killed_packed_study_resumes_every_trial_from_its_checkpoint(
 
     driver = LiveDriver(
         [sys.executable, "-m", "lora_hpo.cli", "run", str(spec_file), "--storage-path",
-         str(storage)]
+         str(storage)], tmp_path,  # where resume runs too: one MLflow store (./mlflow.db)
     )  # fmt: skip
     # kill -9 at the first trial done: the packs' other adapters are part-way, two not begun
     driver.kill_when(lambda s: any(st == "completed" for _, st in s.values()), 240)

@@ -263,7 +263,8 @@ def test_driver_kill_then_resume(tiny_assets: Path, tmp_path: Path) -> None:
     spec_file.write_text(yaml.safe_dump(data))
     storage = tmp_path / "results"
     cli = [sys.executable, "-m", "lora_hpo.cli"]
-    driver = LiveDriver([*cli, "run", str(spec_file), "--storage-path", str(storage)])
+    # in tmp_path: the study's default MLflow store (./mlflow.db) is not the checkout's
+    driver = LiveDriver([*cli, "run", str(spec_file), "--storage-path", str(storage)], tmp_path)
     # kill -9 once the live view shows two trials finished (storage lags by the sync period)
     driver.kill_when(lambda s: sum(st == "completed" for _, st in s.values()) >= 2, 180)
     assert len([t for t, (_, st) in driver.steps().items() if st == "completed"]) < 6
@@ -274,6 +275,7 @@ def test_driver_kill_then_resume(tiny_assets: Path, tmp_path: Path) -> None:
         text=True,
         timeout=300,
         start_new_session=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = _history(str(storage / "tiny"))
