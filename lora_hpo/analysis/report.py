@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_hpo.spec.errors import UsageError
+from lora_hpo.spec.scratch import Scratch
 
 STATUS_STYLE = {  # marker, label
     "completed": ("o", "completed"),
@@ -270,8 +271,6 @@ def build_report(experiment: str, out: Path, tracking_uri: str | None = None) ->
 def log_report(experiment: str, tracking_uri: str | None = None, run_id: str | None = None) -> str:
     """Draw the report and log it under ``report/`` on ``run_id``, else on the experiment's
     latest study run."""
-    import tempfile
-
     from lora_hpo.analysis.runs import client_for, experiment_id
 
     client, uri = client_for(tracking_uri)
@@ -286,7 +285,7 @@ def log_report(experiment: str, tracking_uri: str | None = None, run_id: str | N
         if not studies:
             raise UsageError(f"--experiment: {experiment!r} has no lora-hpo study run")
         run_id = str(studies[0].info.run_id)
-    with tempfile.TemporaryDirectory(prefix="lora-hpo-report-") as tmp:
+    with Scratch("report") as tmp:
         build_report(experiment, Path(tmp), tracking_uri)
         client.log_artifacts(run_id, tmp, "report")
     return run_id

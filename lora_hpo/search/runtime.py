@@ -106,7 +106,7 @@ def wait_preloaded(timeout_s: float = PRELOAD_WAIT_S) -> int:
         return 0
     deadline = time.monotonic() + timeout_s
     while True:
-        done = sum(not name.startswith(".") for name in os.listdir(folder.name))
+        done = len(os.listdir(folder.name))
         if done >= want or time.monotonic() > deadline:
             return done
         time.sleep(0.1)

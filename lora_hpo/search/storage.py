@@ -5,7 +5,6 @@ s3://bucket/studies), the study directory under it, and the resolved spec kept t
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,9 @@ from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.files import DEFAULT_STORAGE, SPEC_FILE, TRIAL_FILE
 from lora_hpo.spec.loader import spec_to_dict
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
+
+_DOWNLOADED: list[Scratch] = []  # spec files fetched from a URI (spec_file)
 
 
 def storage_root(storage_path: str | None) -> str:
@@ -159,7 +161,9 @@ def spec_file(directory: str) -> str:
     from pyarrow import fs
 
     filesystem, path = fs.FileSystem.from_uri(directory)
-    local = Path(tempfile.mkdtemp(prefix="lora-hpo-spec-")) / SPEC_FILE
+    folder = Scratch("spec")
+    _DOWNLOADED.append(folder)  # read after this returns: removed when the process ends
+    local = Path(folder.name) / SPEC_FILE
     with filesystem.open_input_stream(f"{path}/{SPEC_FILE}") as src:
         local.write_bytes(src.read())
     return str(local)

@@ -1,9 +1,11 @@
 """Scratch folders in the system temp folder that a killed process does not leave behind for
-good. Each folder, ``lora-hpo-<kind>-<random>``, holds a lock (``.owner``) that its process
-keeps for the folder's life: the kernel releases it however that process ends, SIGKILL
-included. Making a new folder of a kind first removes the folders of that kind whose lock is
-free. A trial's folder holds its checkpoints (an adapter and its optimizer state), so a study
-killed on a large model would otherwise leave gigabytes per slot in /tmp.
+good. Each folder, ``lora-hpo-<kind>-<random>``, has a lock file beside it (the same name plus
+``.owner``) that its process keeps locked for the folder's life: the kernel releases the lock
+however that process ends, SIGKILL included. Making a new folder of a kind first removes the
+folders of that kind whose lock is free. A trial's folder holds its checkpoints (an adapter
+and its optimizer state), so a study killed on a large model would otherwise leave gigabytes
+per slot in /tmp. The folder itself holds only what its user puts there, as a
+``tempfile.TemporaryDirectory`` does (some are uploaded whole to MLflow).
 
 A lock, not a pid, tells a live owner: a pid means nothing across the pid namespaces of
 containers that share a temp folder, and pids are reused.
@@ -19,7 +21,7 @@ import weakref
 from pathlib import Path
 from typing import IO
 
-OWNER = ".owner"  # the lock file in each folder; the dot keeps it out of a plain listing
+OWNER = ".owner"  # the lock file's suffix: <folder>.owner
 PREFIX = "lora-hpo-"
 
 
@@ -37,25 +39,23 @@ def _lock(path: Path) -> IO[bytes] | None:
     return handle
 
 
+def _remove(folder: str, lock: Path, handle: IO[bytes]) -> None:
+    """The folder, then its lock file, while the lock is still held."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.unlink(missing_ok=True)
+    handle.close()
+
+
 def sweep(kind: str, root: str | None = None) -> int:
     """Remove the ``kind`` folders under ``root`` (the temp folder) whose owner is gone; how
-    many. A folder without its lock file yet (being made) is left alone."""
+    many. A folder whose lock file is not there yet (being made) is left alone."""
     removed = 0
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*"):
-        handle = _lock(folder / OWNER)
-        if handle is None:
-            continue
-        try:
-            shutil.rmtree(folder, ignore_errors=True)
+    for lock in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*{OWNER}"):
+        handle = _lock(lock)
+        if handle is not None:
+            _remove(str(lock)[: -len(OWNER)], lock, handle)
             removed += 1
-        finally:
-            handle.close()
     return removed
-
-
-def _remove(path: str, handle: IO[bytes]) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    handle.close()
 
 
 class Scratch:
@@ -66,14 +66,14 @@ class Scratch:
     def __init__(self, kind: str, root: str | None = None) -> None:
         sweep(kind, root)
         self.name = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=root)
-        # locked under another name, then renamed: a sweeper never sees an unlocked .owner
-        staged = Path(self.name, f"{OWNER}.{os.getpid()}")
+        # locked under another name, then renamed: a sweeper never sees an unlocked lock file
+        lock, staged = Path(self.name + OWNER), Path(f"{self.name}{OWNER}.{os.getpid()}")
         staged.touch()
         # a file no one else has opened; where the file system has no flock, it is held
         # unlocked, and no sweeper can lock it either: the folder is then never swept
         handle = _lock(staged) or open(staged, "rb")  # noqa: SIM115
-        staged.rename(Path(self.name, OWNER))
-        self._finalizer = weakref.finalize(self, _remove, self.name, handle)
+        staged.rename(lock)
+        self._finalizer = weakref.finalize(self, _remove, self.name, lock, handle)
 
     def cleanup(self) -> None:
         self._finalizer()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.files import SPEC_FILE, TRIAL_FILE
+from lora_hpo.spec.scratch import Scratch
 
 ALIAS = "champion"
 ADAPTER_DIR = "adapter"  # the artifact folder of a trial run holding its adapter
@@ -74,7 +74,7 @@ def sha256(path: Path) -> str:
 def stage_adapter(checkpoint: str, spec_text: str, dst: Path) -> dict[str, str]:
     """Copy the adapter files (not optimizer state) of a checkpoint and the spec into ``dst``;
     return each file's sha256. ``checkpoint`` is a local path or a URI (s3://...)."""
-    with tempfile.TemporaryDirectory(prefix="lora-hpo-ckpt-") as tmp:
+    with Scratch("ckpt") as tmp:
         src = Path(checkpoint)
         if "://" in checkpoint:
             from ray.tune import Checkpoint
@@ -162,7 +162,7 @@ class Store:
         self.client.log_text(run_id, text, name)
 
     def log_adapter(self, run_id: str, checkpoint: str, spec_text: str) -> dict[str, str]:
-        with tempfile.TemporaryDirectory(prefix="lora-hpo-adapter-") as tmp:
+        with Scratch("adapter") as tmp:
             hashes = stage_adapter(checkpoint, spec_text, Path(tmp))
             self.client.log_artifacts(run_id, tmp, ADAPTER_DIR)
         return hashes
@@ -202,7 +202,7 @@ class Store:
         import mlflow
 
         source = self.client.get_model_version_download_uri(name, version)
-        with tempfile.TemporaryDirectory(prefix="lora-hpo-verify-") as tmp:
+        with Scratch("verify") as tmp:
             got = mlflow.artifacts.download_artifacts(source, dst_path=tmp, tracking_uri=self.uri)
             actual = {p.name: sha256(p) for p in Path(got).iterdir() if p.is_file()}
         if actual != expected:

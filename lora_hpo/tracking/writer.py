@@ -4,10 +4,10 @@ run, the champion). Every operation can be repeated without creating a duplicate
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.tracking.store import ADAPTER_DIR, ADAPTER_TAG, SPEC_NAME, Store, stage_adapter
 
 
@@ -138,7 +138,7 @@ class Writer:
         run_id, tid = self._run_of(record["trial"]), record["trial"]
         if run_id is None:
             return
-        with tempfile.TemporaryDirectory(prefix="lora-hpo-expected-") as tmp:
+        with Scratch("expected") as tmp:
             expected = stage_adapter(record["checkpoint"], self.spec_text, Path(tmp))
         tags = {"lora_hpo.trial_id": tid, "lora_hpo.study_key": str(self.state["study_key"])}
         version = self.store.register(self.model_name, run_id, expected, tags)

@@ -111,7 +111,8 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
     try:
         assert runtime.started_local()
         marker = Path(os.environ[runtime.PRELOADED_ENV])  # a scratch folder: swept if killed
-        assert marker.name.startswith("lora-hpo-preloaded-") and (marker / OWNER).is_file()
+        assert marker.name.startswith("lora-hpo-preloaded-")
+        assert Path(f"{marker}{OWNER}").is_file()
         prestarted = _idle_workers(int(ray.cluster_resources()["CPU"]))
         assert runtime.wait_preloaded() == 2  # both slots' workers are done
         run = tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0)

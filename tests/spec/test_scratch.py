@@ -30,12 +30,12 @@ def _holder(kind: str, root: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, Path(proc.stdout.readline().strip())
 
 
-def test_a_folder_goes_at_the_end_of_its_block_and_hides_its_lock(tmp_path: Path) -> None:
+def test_a_folder_goes_at_the_end_of_its_block_with_its_lock_beside_it(tmp_path: Path) -> None:
     with Scratch("trial", root=str(tmp_path)) as name:
         folder = Path(name)
-        assert folder.name.startswith("lora-hpo-trial-") and (folder / OWNER).is_file()
-        assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == []
-    assert not folder.exists()
+        assert folder.name.startswith("lora-hpo-trial-") and Path(name + OWNER).is_file()
+        assert list(folder.iterdir()) == []  # only what its user puts there (MLflow uploads)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_killed_owners_folder_is_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
@@ -57,6 +57,7 @@ def test_a_killed_owners_folder_is_swept_and_a_live_ones_kept(tmp_path: Path) ->
         alive.wait(timeout=30)
         other_kind.cleanup()
     assert sweep("trial", str(tmp_path)) == 1 and not live.exists()
+    assert list(tmp_path.iterdir()) == []  # lock files too
 
 
 def test_a_folder_without_its_lock_yet_is_left_alone(tmp_path: Path) -> None:
