@@ -79,7 +79,46 @@ def breakdown(result: dict[str, Any], concurrency: int) -> dict[str, Any]:
     else:
         out["setup_s"] = result["wall_s"] - result["fit_wall_s"]  # Ray start, before fit()
         out["start_s"] = sum(t["start_s"] for t in result["trials"])
-    return out
+    return out | phases(result, out)
+
+
+PHASES = {  # a study's wall, split: seconds per slot (slot-seconds / concurrency)
+    "set_up": "set-up: until the first trial's code runs (imports, Ray, data, model)",
+    "trial_start": "trial start: from a trial's code to its first step (model load, PEFT)",
+    "training": "training: inside the steps",
+    "eval": "evaluation",
+    "checkpoint_report": "checkpoints, reports and logging between steps",
+    "scheduling_idle": "scheduling, worker start and idle slots: the rest",
+}
+
+
+def phases(result: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``{"phases": {name: seconds per slot}}`` summing to the wall, from each trial's start
+    (lora-hpo: the trainable's entry; the peer: its ``model_init``), first step, eval time and
+    last event; empty for a result recorded before these times were (an older JSON)."""
+    trials = result["trials"]
+    needs = "init_at" if is_peer(result) else "time_in_eval_s"  # recorded from 2026-12-06 on
+    if not trials or any(needs not in t for t in trials):
+        return {}
+    conc = b["concurrency"]
+    if is_peer(result):
+        ran = [t for t in trials if t["steps"]]
+        begun = [t["init_at"] for t in ran]
+        start = sum(t["first_step_at"] - t["init_at"] for t in ran)
+        evaluation = b["eval_s"]
+    else:
+        begun = [t["started_at"] for t in trials]
+        start = b["start_s"]
+        evaluation = sum(t["time_in_eval_s"] or 0.0 for t in trials)
+    split = {
+        "set_up": min(begun) - result["start"],
+        "trial_start": start / conc,
+        "training": b["in_step_s"] / conc,
+        "eval": evaluation / conc,
+        "checkpoint_report": (b["in_trial_other_s"] - evaluation) / conc,
+    }
+    split["scheduling_idle"] = b["wall_s"] - sum(split.values())
+    return {"phases": split}
 
 
 def overhead(parts: dict[str, Any], conc: dict[str, int]) -> dict[str, Any]:

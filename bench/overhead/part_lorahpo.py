@@ -24,6 +24,7 @@ from lora_hpo.search.study import run_study
 from lora_hpo.training.quiet import quiet_libraries
 
 REPORT_KEYS = ("step", "step_time_s", "start_s", "pid", "started_at", "reported_at")
+TIME_KEYS = ("time_in_eval_s", "time_in_save_s", "time_in_report_s")  # from the last report
 
 
 class Recorder(Callback):  # type: ignore[misc]
@@ -47,7 +48,7 @@ def trial_rows(result: StudyResult) -> list[dict[str, Any]]:
         keys = ("r", "alpha_ratio", "use_rslora", "learning_rate")
         row: dict[str, Any] = {"trial_id": t.trial_id, "status": t.status}
         row["params"] = {k: t.params[k] for k in keys}
-        row |= {k: t.metrics.get(k) for k in REPORT_KEYS}
+        row |= {k: t.metrics.get(k) for k in (*REPORT_KEYS, *TIME_KEYS)}
         row["eval_accuracy"] = t.metrics.get("eval_accuracy_raw")
         rows.append(row)
     return sorted(rows, key=lambda r: r["trial_id"])

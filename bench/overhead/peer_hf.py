@@ -47,14 +47,19 @@ SPACE = {  # the reference space
 }
 
 
+_INIT_AT = [0.0]  # when this process's model_init last began: the trial's model load
+
+
 class StepTimer(TrainerCallback):
-    """Per trial: seconds inside training steps, seconds in evaluation, steps done."""
+    """Per trial: seconds inside training steps, seconds in evaluation, steps done, and when its
+    model load (``model_init``) began."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.record: dict[str, Any] = {"pid": os.getpid(), "train_begin_at": time.time()}
+        self.record["init_at"] = _INIT_AT[0]
         self.record["steps"] = 0
         self.record |= {"step_time_s": 0.0, "eval_s": 0.0}
         self.record["first_step_at"] = None
@@ -117,6 +122,7 @@ def model_init(trial: Any) -> Any:
     """A fresh MiniLM with LoRA on query/key/value, configured from the trial's params."""
     from peft import LoraConfig, TaskType, get_peft_model
 
+    _INIT_AT[0] = time.time()
     params: dict[str, Any] = {"r": 8, "alpha_ratio": 1.0, "use_rslora": False}  # for Trainer()
     if isinstance(trial, dict):  # Ray: the sampled config
         params = trial

@@ -84,14 +84,57 @@ def render(r: dict[str, Any]) -> str:
                 + " | ".join(num(c, 1) for c in cells)
                 + f" | {num(b['s_per_step'], 3)} | {num(b['best'], 3)} | {start:.2f} | {load:.2f} |"
             )
-    return "\n".join(lines + _per_step_lines(r)) + "\n"
+    return "\n".join(lines + _per_step_lines(r) + _phase_lines(r)) + "\n"
+
+
+def _median_repeat(r: dict[str, Any]) -> int:
+    """The index of the repeat whose wall ratio is the median (the lower one of an even count)."""
+    ranked = sorted(range(len(r["ratios"])), key=lambda k: r["ratios"][k])
+    return ranked[(len(r["ratios"]) - 1) // 2]
+
+
+def _phase_lines(r: dict[str, Any]) -> list[str]:
+    """Each side's wall in the median repeat, split by phase (``figures.phases``), and what the
+    aim would take; nothing for a result recorded before the phases were."""
+    median = _median_repeat(r)
+    ours, peer = r["breakdowns"][median]["lora_same"], r["breakdowns"][median]["peer_ray"]
+    if "phases" not in ours or "phases" not in peer:
+        return []
+    lines = [
+        "",
+        f"Where each side's wall went, in the median repeat ({median + 1}): seconds per slot "
+        f"(a phase's slot-seconds ÷ {ours['concurrency']} slots), so that each column sums to "
+        "its wall.",
+        "",
+        "| phase | lora-hpo s | peer s | lora-hpo − peer s |",
+        "|---|---|---|---|",
+    ]
+    for key, words in figures.PHASES.items():
+        a, b = ours["phases"][key], peer["phases"][key]
+        lines.append(f"| {words} | {a:.1f} | {b:.1f} | {a - b:+.1f} |")
+    lines.append(
+        f"| wall | {ours['wall_s']:.1f} | {peer['wall_s']:.1f} | "
+        f"{ours['wall_s'] - peer['wall_s']:+.1f} |"
+    )
+    target = AIM * peer["wall_s"]
+    if ours["wall_s"] <= target:
+        return lines
+    work = ours["phases"]["training"] + ours["phases"]["eval"]
+    rest = ours["wall_s"] - work
+    return [
+        *lines,
+        "",
+        f"The aim needs lora-hpo's wall at ≤ {target:.1f} s in this repeat, "
+        f"{ours['wall_s'] - target:.1f} s less than it took. Its training and evaluation alone "
+        f"take {work:.1f} s, {work / peer['wall_s']:.2f} of the peer's wall; everything else "
+        f"(set-up, trial starts, checkpoints and reports, scheduling and idle slots) takes "
+        f"{rest:.1f} s.",
+    ]
 
 
 def _per_step_lines(r: dict[str, Any]) -> list[str]:
     per_step = [per_trial_step(b) for b in r["breakdowns"]]
-    median = sorted(range(len(r["ratios"])), key=lambda k: r["ratios"][k])[
-        (len(r["ratios"]) - 1) // 2
-    ]
+    median = _median_repeat(r)
     ours, peer = r["breakdowns"][median]["lora_same"], r["breakdowns"][median]["peer_ray"]
     floor = ours["in_step_s"] / ours["concurrency"] / peer["wall_s"]
     at = r.get("rendered_at")

@@ -94,4 +94,9 @@ def test_smoke_bench_writes_every_figure(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     for name in figures.AIMS:
         assert math.isfinite(results["figures"][name]["value"]), name
+    for name in ("lora_same", "peer_ray"):  # the peer-ratio section's split of each wall
+        b = results["breakdowns"][0][name]
+        assert set(b["phases"]) == set(figures.PHASES), name
+        assert math.isclose(sum(b["phases"].values()), b["wall_s"]), name
+        assert all(b["phases"][k] > 0 for k in ("set_up", "trial_start", "training", "eval"))
     assert (tmp_path / "RESULTS.md").is_file()
