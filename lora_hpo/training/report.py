@@ -60,8 +60,12 @@ def trial_report(
 def write_record(
     folder: Path, params: TrialParams, metrics: dict[str, Any], labels: tuple[str, ...] | None
 ) -> None:
-    """The trial record beside a checkpoint: params, metrics and the labels in id order."""
+    """The trial record beside a checkpoint: params, metrics, the labels in id order, and the
+    checkpoint's other files with their sizes (a copy cut short, by a lost node or a killed
+    process, misses some: ``trainable.newest_checkpoint`` skips it)."""
     record: dict[str, Any] = {"params": params.as_dict(), "metrics": metrics}
     if labels is not None:  # id order: label i is labels[i]
         record["labels"] = list(labels)
+    found = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != TRIAL_FILE)
+    record["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size for p in found}
     (folder / TRIAL_FILE).write_text(json.dumps(record, default=str))

@@ -24,7 +24,7 @@ def newest_checkpoint(checkpoint: Any) -> Any:
     """The trial's newest complete checkpoint. After a driver crash Tune restores from the
     checkpoint named in its last experiment snapshot, which may be older than the trial's last
     report; the trial directory holds the newer ones (the steps after it were already
-    reported), the newest possibly half-written by a killed process."""
+    reported), the newest possibly half-copied to storage by a killed process or a lost node."""
     from pyarrow import fs
     from ray import tune
 
@@ -33,10 +33,28 @@ def newest_checkpoint(checkpoint: Any) -> Any:
     names = [i.base_name for i in found if i.type == fs.FileType.Directory]
     for name in sorted((n for n in names if n.startswith("checkpoint_")), reverse=True):
         path = f"{parent}/{name}"
-        files = filesystem.get_file_info([f"{path}/trainer_state.json", f"{path}/{TRIAL_FILE}"])
-        if all(f.type == fs.FileType.File for f in files):
+        if complete(filesystem, path):
             return tune.Checkpoint(path, filesystem=filesystem)
     return checkpoint
+
+
+def complete(filesystem: Any, path: str) -> bool:
+    """Whether a checkpoint holds its trial record and every file the record lists, at its
+    size (``training.report.write_record``)."""
+    from pyarrow import fs
+
+    record = f"{path}/{TRIAL_FILE}"
+    if filesystem.get_file_info(record).type != fs.FileType.File:
+        return False
+    with filesystem.open_input_stream(record) as src:
+        files = json.loads(bytes(src.read()).decode()).get("files")
+    if not isinstance(files, dict):  # a record without the list: its trainer state decides
+        files = {"trainer_state.json": None}
+    found = filesystem.get_file_info([f"{path}/{name}" for name in files])
+    return all(
+        info.type == fs.FileType.File and size in (None, info.size)
+        for info, size in zip(found, files.values(), strict=True)
+    )
 
 
 def placement() -> dict[str, Any]:

@@ -208,19 +208,28 @@ def test_second_trial_reuses_the_base_model_untouched(minilm_spec: StudySpec) ->
 
 
 def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
-    """Tune's snapshot can name a checkpoint older than the trial's newest."""
+    """Tune's snapshot can name a checkpoint older than the trial's newest, and the newest can
+    be half-copied (a lost node): only one whose record's files are all there counts."""
     from ray import tune
 
     from lora_hpo.spec.files import TRIAL_FILE
+    from lora_hpo.spec.space import TrialParams
+    from lora_hpo.training.report import write_record
     from lora_hpo.training.trainable import newest_checkpoint
 
     trial = tmp_path / "trial"
-    for index, files in [(2, ["trainer_state.json", TRIAL_FILE]), (3, ["trainer_state.json"])]:
+    params = TrialParams(4, 8.0, False, 1e-3, 0.0, "attention", "lora")
+    for index in (2, 3, 4):
         folder = trial / f"checkpoint_{index:06d}"
         folder.mkdir(parents=True)
-        for name in files:
-            (folder / name).write_text("{}")
-    stale = tune.Checkpoint(str(trial / "checkpoint_000001"))  # older; 3 is half-written
+        for name in ("trainer_state.json", "adapter_model.safetensors"):
+            (folder / name).write_text("{}" * index)
+        write_record(folder, params, {"step": index}, None)
+    (trial / "checkpoint_000004" / TRIAL_FILE).unlink()  # the record never arrived
+    (trial / "checkpoint_000003" / "adapter_model.safetensors").unlink()  # the weights did not
+    stale = tune.Checkpoint(str(trial / "checkpoint_000001"))  # older than all of them
     assert Path(newest_checkpoint(stale).path) == trial / "checkpoint_000002"
-    (trial / "checkpoint_000003" / TRIAL_FILE).write_text("{}")
+    (trial / "checkpoint_000003" / "adapter_model.safetensors").write_text("{}")  # too short
+    assert Path(newest_checkpoint(stale).path) == trial / "checkpoint_000002"
+    (trial / "checkpoint_000003" / "adapter_model.safetensors").write_text("{}" * 3)
     assert Path(newest_checkpoint(stale).path) == trial / "checkpoint_000003"
