@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         tracking=tracking,
         view=view,
         wait_for_resources=parse_duration(args.wait_for_resources),
+        resume_if_exists=args.resume_if_exists,
     )
     return _finish(spec, result, tracking, args)
 
@@ -176,6 +177,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     add_set_flag(p)
     add_study_flags(p)
+    p.add_argument(
+        "--resume-if-exists",
+        action="store_true",
+        help="continue the study if the storage root already holds it (the same spec), as a"
+        " retried job should; a different spec under the same name is refused",
+    )
     p.set_defaults(func=run)
 
     p = sub.add_parser("resume", help="continue a killed study")
@@ -198,7 +205,11 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     from lora_hpo.cli.results import add_tracking_flag
 
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
-    p.add_argument("--storage-path", help="results root: a path or an s3:// / nfs URI")
+    p.add_argument(
+        "--storage-path",
+        help="results root: a path or a URI such as s3://bucket/studies; on a cluster, one"
+        " every node reads (default: LORA_HPO_STORAGE, else ./lora-hpo-results)",
+    )
     add_wait_flag(p)
     add_tracking_flag(p)
 

@@ -14,6 +14,8 @@ from typing import Any
 from ray.tune import Callback
 
 PATIENCE = 3  # the first attempts that must all fail, the same way, before the study stops
+# Ray's words when a trial's node cannot see the storage path (at the trial's first checkpoint)
+STORAGE_ERROR = "Unable to set up cluster storage"
 ERROR_FILE = "error.txt"  # where Tune writes a failed trial's full error, in its directory
 
 
@@ -80,13 +82,16 @@ class StudyFailing(RuntimeError):
 
 class FailureWatch(Callback):  # type: ignore[misc]
     """Ends the study when its first ``patience`` trial attempts fail with one signature and no
-    trial has reported a result yet."""
+    trial has reported a result yet; and at once when a trial's node cannot see the storage
+    path (a node that joined after the study's own check, ``shared_storage``): every attempt
+    there would fail alike. ``bad_input`` is then set: the study's input must change."""
 
-    def __init__(self, patience: int = PATIENCE) -> None:
-        self.patience = patience
+    def __init__(self, patience: int = PATIENCE, storage: str = "") -> None:
+        self.patience, self.storage = patience, storage
         self.errors: list[tuple[tuple[str, str], str]] = []
         self.reported = False
         self.reason: str = ""
+        self.bad_input = False
 
     def on_trial_result(
         self, iteration: int, trials: Any, trial: Any, result: Any, **_: Any
@@ -102,6 +107,16 @@ class FailureWatch(Callback):  # type: ignore[misc]
     def _failed(self, trial: Any) -> None:
         sig = trial_error(trial) or ("Error", "no error file")
         self.errors.append((sig, error_path(trial)))
+        if sig[1].startswith(STORAGE_ERROR):
+            from lora_hpo.search.shared_storage import ADVICE
+
+            self.bad_input = True
+            self.reason = (
+                f"--storage-path: a trial node cannot read {self.storage or 'the storage path'!r}"
+                f" (Ray: {sig[1]}); on a cluster every node that runs trials must read it:"
+                f" {ADVICE}"
+            )
+            raise StudyFailing(self.reason)
         same = {s for s, _ in self.errors}
         if not self.reported and len(self.errors) >= self.patience and len(same) == 1:
             kind, message = sig

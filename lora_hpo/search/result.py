@@ -11,6 +11,7 @@ from lora_hpo.search.failures import ERROR_FILE, Failure, signature, summarize_f
 from lora_hpo.spec.outcome import ranked, trial_status
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import derive
+from lora_hpo.tracking.store import fs_ref
 
 
 @dataclass
@@ -19,7 +20,7 @@ class TrialSummary:
     status: str
     params: dict[str, Any]
     metrics: dict[str, Any]
-    checkpoint: str | None
+    checkpoint: str | None  # its newest checkpoint: a local path, or a URI (s3://...)
     step_time_s: float = 0.0
 
 
@@ -50,7 +51,7 @@ def summarize(spec: StudySpec, results: Any, path: str, wall_s: float) -> StudyR
         last = dict(r.metrics or {})
         status = trial_status("ERROR" if r.error else "TERMINATED", last, spec.training.max_steps)
         trial_id = str(last.get("trial_id") or Path(r.path).name)
-        checkpoint = r.checkpoint.path if r.checkpoint else None
+        checkpoint = fs_ref(r.checkpoint.filesystem, r.checkpoint.path) if r.checkpoint else None
         params = derive(spec.space, r.config).as_dict()
         step_time = float(last.get("step_time_s", 0))
         trials.append(TrialSummary(trial_id, status, params, last, checkpoint, step_time))

@@ -143,6 +143,31 @@ def _unsynced_report(filesystem: Any, trial_dir: str, rows: list[dict[str, Any]]
     return []
 
 
+def holds_study(spec: StudySpec, storage: str) -> bool:
+    """Whether the storage root already holds the study ``spec`` (its directory, with the same
+    resolved spec). UsageError when that directory holds another spec under the same name:
+    continuing it would mix two searches in one study."""
+    import yaml
+
+    from lora_hpo.spec.files import read_text
+
+    where = study_dir(storage, spec.name)
+    text = read_text(f"{where}/{SPEC_FILE}")
+    if text is None:
+        return False
+    kept = yaml.safe_load(text)
+    mine = yaml.safe_load(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+    if kept == mine:
+        return True
+    kept = kept if isinstance(kept, dict) else {}
+    differ = sorted(k for k in kept.keys() | mine.keys() if kept.get(k) != mine.get(k))
+    raise UsageError(
+        f"name: {where!r} already holds a study named {spec.name!r} whose spec differs"
+        f" (in {', '.join(differ)}); give this study another name, or continue that one with"
+        f" `lora-hpo resume {spec.name}`"
+    )
+
+
 def write_spec(spec: StudySpec, directory: str) -> None:
     """Keep the resolved spec in the study directory."""
     import yaml

@@ -14,12 +14,21 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lora_hpo.search.capacity import DEFAULT_WAIT_S, release
+from lora_hpo.search.capacity import DEFAULT_WAIT_S, bundle, release
 from lora_hpo.search.context import StudyContext, View
 from lora_hpo.search.result import StudyResult
 from lora_hpo.search.runtime import check_gpu_memory, ensure_capacity, start, wait_preloaded
-from lora_hpo.search.storage import locate_study, spec_file, storage_of, storage_root
+from lora_hpo.search.shared_storage import check_shared
+from lora_hpo.search.storage import (
+    holds_study,
+    locate_study,
+    spec_file,
+    storage_of,
+    storage_root,
+    study_dir,
+)
 from lora_hpo.search.strategies import single, staged
+from lora_hpo.search.tuner import can_restore
 from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.loader import load_spec
 from lora_hpo.spec.schema import StudySpec
@@ -45,11 +54,20 @@ def _preflight(spec: StudySpec, say: Say) -> int:
     return report.memory_bytes
 
 
-def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s: float) -> None:
+def _prepare(
+    spec: StudySpec,
+    address: str | None,
+    check: bool,
+    say: Say,
+    wait_s: float,
+    storage: tuple[str, str | None],
+) -> None:
     """Ray's start and the preflight at once (each takes seconds); then, with the preflight
-    passed, the capacity the study needs and the GPU share check; then, on a local Ray whose
-    workers preload the trial's modules, the end of that preload (``runtime.wait_preloaded``:
-    a trial actor asked for earlier would boot a process of its own)."""
+    passed, the capacity the study needs, that every node that can run a trial reads the
+    storage root (``storage``: the root, and the ``--storage-path`` given), and the GPU share
+    check; then, on a local Ray whose workers preload the trial's modules, the end of that
+    preload (``runtime.wait_preloaded``: a trial actor asked for earlier would boot a process
+    of its own)."""
     found: dict[str, Any] = {"need": 0}
 
     def run_preflight() -> None:
@@ -67,6 +85,7 @@ def _prepare(spec: StudySpec, address: str | None, check: bool, say: Say, wait_s
     if "error" in found:
         raise found["error"]
     ensure_capacity(spec, joined, wait_s)
+    check_shared(storage[0], bundle(spec), storage[1])
     check_gpu_memory(spec, found["need"])
     wait_preloaded()  # a local Ray's first workers import the trial's modules meanwhile
 
@@ -89,6 +108,7 @@ def run_study(
     check: bool = True,
     say: Say = print,
     wait_for_resources: float = DEFAULT_WAIT_S,
+    resume_if_exists: bool = False,
 ) -> StudyResult:
     """Run a study end to end; its trials come back best first.
 
@@ -96,12 +116,19 @@ def run_study(
     ``tracking.tracking_uri``, else MLFLOW_TRACKING_URI, else ./mlflow.db); a StudyTracking
     picks the store; False records nothing. ``view`` makes a live view per study. ``check``
     runs the preflight first (model, tokenizer, data, labels, target modules). On a cluster
-    it joins, the study waits up to ``wait_for_resources`` seconds for a node to fit a trial."""
+    it joins, the study waits up to ``wait_for_resources`` seconds for a node to fit a trial.
+    ``resume_if_exists``: when the storage root already holds this study (the same spec), it
+    continues there, as ``resume`` would (a retried job picks up where its killed driver
+    stopped); a different study under the same name is refused."""
     storage = storage_root(storage_path)
-    _prepare(spec, address, check, say, wait_for_resources)
+    again = resume_if_exists and holds_study(spec, storage)
+    _prepare(spec, address, check, say, wait_for_resources, (storage, storage_path))
+    restore = again and can_restore(study_dir(storage, spec.name))
+    if restore:
+        say(f"continuing study {spec.name!r} from {study_dir(storage, spec.name)}")
     ctx = _context(storage, tracking, view, callbacks)
     try:
-        return STRATEGIES[spec.search.strategy](spec, ctx, False)
+        return STRATEGIES[spec.search.strategy](spec, ctx, restore)
     finally:
         release()
 
@@ -122,8 +149,10 @@ def resume_study(
     a URI): finished trials are kept, the rest resumed."""
     directory = locate_study(name_or_path, storage_path)
     spec = load_spec(spec_file(directory))
-    _prepare(spec, address, check, say, wait_for_resources)
-    ctx = _context(storage_of(directory), tracking, view, callbacks)
+    storage = storage_of(directory)
+    named = storage_path or (None if directory == study_dir(storage, name_or_path) else storage)
+    _prepare(spec, address, check, say, wait_for_resources, (storage, named))
+    ctx = _context(storage, tracking, view, callbacks)
     try:
         return STRATEGIES[spec.search.strategy](spec, ctx, True)
     finally:

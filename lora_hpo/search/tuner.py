@@ -13,6 +13,7 @@ from typing import Any
 from lora_hpo.search.failures import FailureWatch, summarize_failures
 from lora_hpo.search.result import StudyResult, summarize
 from lora_hpo.search.storage import prune_checkpoints, study_dir, write_spec
+from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import compile_space
 
@@ -165,7 +166,7 @@ def _run(
 
     where = study_dir(storage, spec.name)
     snapshot_often()
-    start, watch = time.monotonic(), FailureWatch()
+    start, watch = time.monotonic(), FailureWatch(storage=storage)
     actors = plain_trial_actors() if started_local() else contextlib.nullcontext()
     with ThreadLending(spec) as lending, actors:
         callbacks = [*callbacks, *lending.callbacks, watch]
@@ -192,6 +193,8 @@ def _fit(
         for callback in callbacks:  # no experiment end came: let trackers close their runs
             if hasattr(callback, "abort"):
                 callback.abort()
+        if watch.bad_input:
+            raise UsageError(watch.reason) from None
         failures = summarize_failures(watch.errors)  # the watch ended it: resumable as is
         return StudyResult(
             spec, where, [], time.monotonic() - start, failures=failures, stopped=watch.reason

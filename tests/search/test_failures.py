@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  (before ray)
 
-from lora_hpo.search.failures import Failure, signature, summarize_failures
+from lora_hpo.search.failures import (
+    Failure,
+    FailureWatch,
+    StudyFailing,
+    signature,
+    summarize_failures,
+)
 from lora_hpo.search.study import resume_study, run_study
 from lora_hpo.spec.loader import parse_spec
 from tests.conftest import tiny_study
@@ -29,6 +35,29 @@ def test_distinct_failures_are_counted_most_frequent_first() -> None:
     errors = [(("A", "x"), "/a"), (("B", "y"), "/b"), (("A", "x"), "/c")]
     assert summarize_failures(errors) == [Failure("A", "x", 2, "/a"), Failure("B", "y", 1, "/b")]
     assert Failure("A", "x", 2, "/a").line() == "2 trials: A: x (full error: /a)"
+
+
+def test_a_trial_node_that_cannot_see_the_storage_stops_the_study_as_bad_input(
+    tmp_path: Path,
+) -> None:
+    """A node that joined after the study's own storage check: Ray's error at the trial's
+    first checkpoint stops the study at once (no retry), naming --storage-path."""
+
+    class Trial:
+        error_file = str(tmp_path / "error.txt")
+        pickled_error_file = None
+        path = str(tmp_path)
+
+    Path(Trial.error_file).write_text(
+        "Traceback ...\nRuntimeError: Unable to set up cluster storage with the following"
+        " settings: StorageContext<...>\n"
+    )
+    watch = FailureWatch(storage="/home/me/lora-hpo-results")
+    with pytest.raises(StudyFailing):
+        watch.on_trial_recover(0, [], Trial())  # its first attempt: Tune would retry it
+    assert watch.bad_input
+    assert watch.reason.startswith("--storage-path: a trial node cannot read '/home/me/")
+    assert "s3://" in watch.reason and "Unable to set up cluster storage" in watch.reason
 
 
 @pytest.mark.slow

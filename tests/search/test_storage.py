@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lora_hpo.search.storage import read_results
 from lora_hpo.spec.files import TRIAL_FILE
 
@@ -46,3 +48,21 @@ def test_pruning_keeps_each_trials_newest_checkpoints(tmp_path: Path) -> None:
         "checkpoint_000002", "checkpoint_000003", "result.json"
     ]  # fmt: skip
     assert [p.name for p in (tmp_path / "trial_b").iterdir()] == ["checkpoint_000000"]
+
+
+def test_a_storage_root_holds_a_study_only_with_the_same_spec(tmp_path: Path) -> None:
+    """``run --resume-if-exists`` continues a study whose directory holds its own spec, starts
+    one that is not there, and refuses another spec under the same name."""
+    from lora_hpo.search.storage import holds_study, study_dir, write_spec
+    from lora_hpo.spec.errors import UsageError
+    from lora_hpo.spec.loader import parse_spec
+    from tests.conftest import BASE_SPEC
+
+    spec = parse_spec(BASE_SPEC)
+    root = str(tmp_path)
+    assert not holds_study(spec, root)
+    write_spec(spec, study_dir(root, spec.name))
+    assert holds_study(spec, root)
+    other = parse_spec(BASE_SPEC, overrides=["training.max_steps=40"])
+    with pytest.raises(UsageError, match=r"^name: .* whose spec differs \(in training\)"):
+        holds_study(other, root)
