@@ -13,7 +13,14 @@ from typing import Any
 
 from lora_hpo.cli.study import add_wait_flag
 from lora_hpo.cluster.jobs import Token, api_errors, client
-from lora_hpo.cluster.payload import entrypoint, job_env, submission_id, tracking_uri
+from lora_hpo.cluster.payload import (
+    check_spec_uris,
+    entrypoint,
+    job_env,
+    shared_storage_path,
+    submission_id,
+    tracking_uri,
+)
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 POLL_S = 1.0
@@ -28,19 +35,15 @@ def submit(args: argparse.Namespace) -> int:
 
     parse_duration(args.wait_for_resources)  # a bad duration fails here, not on the cluster
     spec = load_spec(args.file, args.set)  # bad input fails here, before the cluster is asked
+    storage = shared_storage_path(args.storage_path)
     warn(args.file, spec)
-    spec_yaml = yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
-    env = job_env(spec_yaml, tracking_uri(args.tracking_uri))
-    if not args.storage_path:
-        print(
-            "warning: no --storage-path: results stay on the node that runs the job; give a"
-            " shared path or URI (s3://, NFS) for a multi-node cluster",
-            file=sys.stderr,
-        )
+    data = spec_to_dict(spec)
+    check_spec_uris(args.file, data)
+    env = job_env(yaml.safe_dump(data, sort_keys=False), tracking_uri(args.tracking_uri))
     jobs, url, token = client(args.address)
     with api_errors(url, token):
         job_id = jobs.submit_job(
-            entrypoint=entrypoint(args.python, args.storage_path, args.wait_for_resources),
+            entrypoint=entrypoint(args.python, storage, args.wait_for_resources),
             submission_id=submission_id(spec.name),
             runtime_env={"env_vars": env},
             metadata={"lora_hpo_study": spec.name, "lora_hpo_spec_hash": spec_hash(spec)},
@@ -130,7 +133,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--address", help=ADDRESS_HELP + ", e.g. http://HOST:8265")
     p.add_argument("--wait", action="store_true", help="stream logs; exit 0 only on SUCCEEDED")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--storage-path", help="results root as the cluster sees it (s3://, NFS)")
+    p.add_argument(
+        "--storage-path",
+        help="results root that every node of the cluster reads: an s3:// or gs:// URI, or an"
+        " absolute path on a shared mount (required)",
+    )
     p.add_argument("--tracking-uri", help="MLflow URI for the job (default: the cluster's own)")
     p.add_argument("--python", default="python", help="the cluster's Python (default: python)")
     add_wait_flag(p)

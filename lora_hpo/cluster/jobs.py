@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,6 +88,17 @@ def auth_token() -> Token | None:
     return None
 
 
+def warn_plain_http(url: str, token: Token | None) -> None:
+    """One line on stderr when the token would cross a network in the clear."""
+    parts = urlsplit(url)
+    if token and parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        print(
+            f"warning: the Ray auth token goes to {parts.hostname} over plain http://; use"
+            " https:// (an Ingress with TLS) or a port-forward to localhost",
+            file=sys.stderr,
+        )
+
+
 def _auth_message(address: str, text: str, token: Token | None) -> str:
     if "Authentication failed" in text or "403" in text:
         src = token.source if token else "none"
@@ -123,6 +135,7 @@ def client(address: str | None) -> tuple[Any, str, Token | None]:
     is sent does not depend on Ray's process-wide token cache)."""
     url = dashboard_address(address)
     token = auth_token()
+    warn_plain_http(url, token)
     probe_dashboard(url)
     import logging
 

@@ -245,8 +245,13 @@ ARGS: list[tuple[str, Argv, str]] = [
     ("status: no address", lambda t: ["status", "raysubmit_1"], "--address: not given"),
     (
         "submit: bad address",
-        lambda t: ["submit", _good(t), "--address", "ftp://x"],
+        lambda t: ["submit", _good(t), "--address", "ftp://x", "--storage-path", "s3://b/s"],
         "--address: must be the dashboard URL",
+    ),
+    (
+        "submit: no shared storage",
+        lambda t: ["submit", _good(t), "--address", "http://127.0.0.1:1"],
+        "--storage-path: a study submitted to a cluster",
     ),
     ("transfer: missing flags", lambda t: ["transfer", "--target", "512"], "give --study"),
 ]
