@@ -90,7 +90,7 @@ def test_the_rayjob_runs_the_study_mounted_from_its_configmap() -> None:
     docs = render(BASE)
     (job,) = of_kind(docs, "RayJob")
     spec = job["spec"]
-    assert spec["entrypoint"] == "lora-hpo run /specs/study.yaml"
+    assert spec["entrypoint"] == "lora-hpo run /specs/study.yaml --resume-if-exists"
     assert spec["shutdownAfterJobFinishes"] is True
     assert "clusterSelector" not in spec
     for key in ("ttlSecondsAfterFinished", "backoffLimit", "activeDeadlineSeconds"):

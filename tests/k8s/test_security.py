@@ -36,8 +36,12 @@ def test_no_secret_value_is_written_in_a_manifest(kdir: Path) -> None:
     secret_like = [(w, v) for w, v in env_vars(docs) if SECRET_NAME.search(v["name"])]
     assert secret_like
     assert [w for w, v in secret_like if "secretKeyRef" not in v.get("valueFrom", {})] == []
+    maps = {cm["metadata"]["name"] for cm in of_kind(docs, "ConfigMap")}
     for where, c, _ in containers(docs):
-        assert all(set(src) <= {"secretRef", "prefix"} for src in c.get("envFrom", [])), where
+        sources = c.get("envFrom", [])
+        assert all(set(src) <= {"secretRef", "configMapRef", "prefix"} for src in sources), where
+        # a ConfigMap's keys become variables: it must be one of ours, checked just below
+        assert {s["configMapRef"]["name"] for s in sources if "configMapRef" in s} <= maps, where
     for cm in of_kind(docs, "ConfigMap"):
         assert not [k for k in cm.get("data", {}) if SECRET_NAME.search(k.upper())], cm
 
