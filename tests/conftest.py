@@ -108,6 +108,34 @@ def mlflow_server(tmp_path_factory: Any) -> Any:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def shipped() -> Any:
+    """The RayJob that k8s/ ships, on Ray pods that share no disk (``tests/pods.py``,
+    ``tests/k8s/shipped.py``), with moto's S3 server and an ``mlflow server`` beside them;
+    started once per session (the pods as each test asks for them)."""
+    import sys
+    import tempfile
+    import time
+
+    from tests.k8s.shipped import mlflow_server_args, shipped_job
+    from tests.pods import Harness
+    from tests.tiny_models import write_copy_task, write_tiny_llama
+
+    start = time.monotonic()
+    harness = Harness(Path(tempfile.mkdtemp(prefix="lora-hpo-pods-", dir="/var/tmp")))
+    try:
+        write_tiny_llama(harness.image / "model")
+        write_copy_task(harness.image / "copy.jsonl")
+        harness.start(mlflow_server_args())
+        job = shipped_job(harness)
+        job.up(workers=0)
+        took = time.monotonic() - start
+        print(f"two-pod harness: services and head up in {took:.1f} s", file=sys.__stderr__)
+        yield job
+    finally:
+        harness.close()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _no_ray_leaks_between_modules() -> Any:
     """A module that leaves Ray running (e.g. an in-process ``lora-hpo run``) must not make the

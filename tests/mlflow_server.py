@@ -33,9 +33,17 @@ class MlflowServer:
     """``wrap``: a command prefix to start it under (e.g. ``ip netns exec NS``); the health
     check then runs under it too."""
 
-    def __init__(self, root: Path, port: int | None = None, wrap: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        wrap: list[str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
+        """``args``: more ``mlflow server`` flags (e.g. ``--allowed-hosts``)."""
         self.root = root
         self.wrap = list(wrap or [])
+        self.args = list(args or [])
         self.port = port or free_port()
         self.db = root / "mlflow.db"
         self.artifacts = root / "artifacts"
@@ -55,7 +63,7 @@ class MlflowServer:
             str(mlflow), "server", "--workers", "1",
             "--backend-store-uri", f"sqlite:///{self.db}",
             "--artifacts-destination", str(self.artifacts),
-            "--host", "127.0.0.1", "--port", str(self.port),
+            "--host", "127.0.0.1", "--port", str(self.port), *self.args,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey job workers: ~6 fewer

@@ -4,20 +4,13 @@ the Jobs API of a real ``ray start`` head with token auth (plus the checks that 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import secrets
-import shutil
-import signal
+import re
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +24,7 @@ from lora_hpo.spec.env import JOB_ENV, WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.loader import parse_spec
 from tests.conftest import tiny_study
-from tests.mlflow_server import MlflowServer, free_port
+from tests.pods import DASHBOARD, MLFLOW
 
 # --- no Ray needed ---------------------------------------------------------------------------
 
@@ -55,8 +48,57 @@ def test_tracking_uri_rules(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Non
     assert payload.tracking_uri(None) is None  # the cluster keeps its own
     assert "names this machine" in capsys.readouterr().err
     assert payload.tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"  # explicit
-    with pytest.raises(UsageError, match="--tracking-uri: holds a password"):
-        payload.tracking_uri("http://user:pw@mlflow:5000")
+    for uri in (
+        "http://user:pw@mlflow:5000",
+        "http://user@mlflow:5000",
+        "https://mlflow:5000/?token=abc",
+        "https://mlflow:5000/?X-Amz-Signature=abc",
+    ):
+        with pytest.raises(UsageError, match="--tracking-uri: the URI holds a credential"):
+            payload.tracking_uri(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://admin:pw@mlflow.example")
+    with pytest.raises(UsageError, match="MLFLOW_TRACKING_URI: the URI holds a credential"):
+        payload.tracking_uri(None)
+    assert payload.credential_in("s3://bucket/studies?region=us-east-1") == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "--storage-path: a study submitted to a cluster keeps its results"),
+        (["--storage-path", "results"], "--storage-path: a relative path ('results')"),
+        (["--storage-path", "s3://k:s@bucket/x"], "--storage-path: the URI holds a credential"),
+        (
+            ["--storage-path", "s3://b/x", "--set", "tracking.tracking_uri=http://u:p@mlflow:5000"],
+            "tracking.tracking_uri: the URI holds a credential (a password",
+        ),
+        (
+            ["--storage-path", "/mnt/nfs", "--set", "tracking.tracking_uri=https://m/?api_key=x"],
+            "tracking.tracking_uri: the URI holds a credential (the query parameter 'api_key')",
+        ),
+    ],
+    ids=["no storage", "relative", "storage creds", "tracking creds", "token parameter"],
+)
+def test_submit_refuses_storage_nodes_cannot_share_and_credentials_in_uris(
+    extra: list[str], message: str, tiny_assets: Path, tmp_path: Path, capsys: Any
+) -> None:
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_study(tiny_assets)))
+    rc = main(["submit", str(spec_file), "--address", "http://127.0.0.1:1", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "127.0.0.1:1" not in err, err  # before the cluster
+    assert "Traceback" not in err
+
+
+def test_a_token_over_plain_http_to_another_host_gets_one_warning(capsys: Any) -> None:
+    token = jobs.Token("t0k3n", "RAY_AUTH_TOKEN")
+    jobs.warn_plain_http("http://ray-head.example:8265", token)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "plain http://" in err and "t0k3n" not in err
+    for quiet in ("https://ray-head.example:8265", "http://127.0.0.1:8265", "http://localhost:1"):
+        jobs.warn_plain_http(quiet, token)
+    jobs.warn_plain_http("http://ray-head.example:8265", None)
+    assert capsys.readouterr().err == ""
 
 
 def test_entrypoint_names_the_python_and_quotes() -> None:
@@ -177,39 +219,7 @@ def test_trials_spread_over_nodes_and_checkpoint_to_shared_storage(
         assert Path(t.checkpoint).resolve().is_relative_to(shared.resolve())
 
 
-# --- a real `ray start` head with the Jobs API and token auth --------------------------------
-
-
-@dataclass
-class RayHead:
-    url: str
-    token_file: Path
-    home: Path
-    marker: str
-
-
-def _our_pids(marker: str) -> list[int]:
-    """Processes whose environment carries this cluster's marker (daemons, workers, drivers)."""
-    pids = []
-    for env_file in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if marker.encode() in env_file.read_bytes():
-                pids.append(int(env_file.parent.name))
-        except OSError:
-            continue
-    return [p for p in pids if p != os.getpid()]
-
-
-def _kill_ours(marker: str, pgid: int) -> None:
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
-        for pid in _our_pids(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while _our_pids(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
+# --- the Jobs API of the shipped cluster: two pods, token auth (tests/pods.py) ----------------
 
 
 def _get(url: str, token: str | None = None) -> int:
@@ -223,126 +233,99 @@ def _get(url: str, token: str | None = None) -> int:
         return int(exc.code)
 
 
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[RayHead]:
-    """``ray start --head`` with token auth, its token in a private HOME, dashboard on loopback;
-    torn down by its own process group and marker, never by ``ray stop``."""
-    root = Path(tempfile.mkdtemp(prefix="lhr-", dir="/tmp"))  # short: Ray's socket paths
-    home, marker = root / "home", f"lora-hpo-test-{secrets.token_hex(6)}"
-    (home / ".ray").mkdir(parents=True)
-    token_file = home / ".ray" / "auth_token"
-    token_file.write_text(secrets.token_hex(32))
-    drop = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "MLFLOW_TRACKING_URI")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env |= {"HOME": str(home), "RAY_AUTH_MODE": "token", "LORA_HPO_TEST_CLUSTER": marker}
-    port = free_port()
-    ray_bin = Path(sys.executable).with_name("ray")
-    cmd = [
-        str(ray_bin), "start", "--head", "--disable-usage-stats", "--num-cpus", "2",
-        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(port),
-        "--port", str(free_port()), "--ray-client-server-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()), "--temp-dir", str(root / "ray"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=root, start_new_session=True,
-        stdout=(root / "start.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert proc.wait(timeout=120) == 0, (root / "start.log").read_text()[-3000:]
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while _get(f"{url}/api/version", token_file.read_text()) != 200:
-            assert time.monotonic() < deadline, "the dashboard did not answer in 60 s"
-            time.sleep(0.5)
-        yield RayHead(url, token_file, home, marker)
-    finally:
-        _kill_ours(marker, proc.pid)
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
-def as_client(ray_head: RayHead, monkeypatch: pytest.MonkeyPatch) -> RayHead:
-    """This process as a client of the head: token from RAY_AUTH_TOKEN_PATH, nothing else."""
+def as_client(shipped: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This process as a client of the harness's head: token from RAY_AUTH_TOKEN_PATH, nothing
+    else (its calls go ``inside()`` the pods' network)."""
+    shipped.up(workers=0)
+    token_file = tmp_path / "auth_token"
+    token_file.write_text(shipped.harness.token)
     for name in ("RAY_AUTH_TOKEN", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(ray_head.token_file))
-    return ray_head
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
+    return shipped
 
 
 @pytest.mark.slow
 def test_requests_without_the_token_are_refused(
-    as_client: RayHead, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    as_client: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    assert _get(f"{as_client.url}/api/jobs/") == 401
-    assert _get(f"{as_client.url}/api/jobs/", "wrong") == 403
-    assert _get(f"{as_client.url}/api/jobs/", as_client.token_file.read_text()) == 200
+    harness = as_client.harness
+    with harness.inside():
+        assert _get(f"{DASHBOARD}/api/jobs/") == 401
+        assert _get(f"{DASHBOARD}/api/jobs/", "wrong") == 403
+        assert _get(f"{DASHBOARD}/api/jobs/", harness.token) == 200
     # A fresh process, as a user runs it: Ray caches its auth mode per process, and an earlier
     # ray.init in this test process would have fixed it at "token".
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN_PATH"}
     env["RAY_AUTH_MODE"] = "disabled"  # the client sends no token at all
-    cmd = [sys.executable, "-m", "lora_hpo.cli", "status", "raysubmit_x", "--address"]
-    done = subprocess.run([*cmd, as_client.url], env=env, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "lora_hpo.cli", "status", "raysubmit_x", "--address", DASHBOARD]
+    done = subprocess.run([*harness.wrap, *cmd], env=env, capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
     assert "requires an auth token (401)" in done.stderr and "Traceback" not in done.stderr
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", "wrong")
-    assert main(["logs", "raysubmit_x", "--address", as_client.url]) == 2
+    with harness.inside():
+        assert main(["logs", "raysubmit_x", "--address", DASHBOARD]) == 2
     err = capsys.readouterr().err
     assert "rejected the auth token from RAY_AUTH_TOKEN" in err and "Traceback" not in err
 
 
 @pytest.mark.slow
-def test_unknown_job_id_exits_2(as_client: RayHead, capsys: Any) -> None:
-    for command in ("status", "logs", "stop"):
-        assert main([command, "raysubmit_nope", "--address", as_client.url]) == 2
-        err = capsys.readouterr().err
-        assert "JOB_ID: no job 'raysubmit_nope'" in err and "Traceback" not in err
+def test_unknown_job_id_exits_2(as_client: Any, capsys: Any) -> None:
+    with as_client.harness.inside():
+        for command in ("status", "logs", "stop"):
+            assert main([command, "raysubmit_nope", "--address", DASHBOARD]) == 2
+            err = capsys.readouterr().err
+            assert "JOB_ID: no job 'raysubmit_nope'" in err and "Traceback" not in err
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: Any) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
-    server.start()
-    yield server
-    server.stop()
+SECRETS = {  # what a user's laptop holds; none of it may reach the job (README, "Secrets")
+    "HF_TOKEN": "hf_lorahpoFAKEtoken0123456789",
+    "AWS_SECRET_ACCESS_KEY": "aws-FAKE-secret-0123456789",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-FAKE-password-0123",
+}
 
 
 @pytest.mark.slow
-def test_submit_wait_runs_the_study_as_a_job(
-    as_client: RayHead, mlflow_server: MlflowServer, tiny_assets: Path, tmp_path: Path, capsys: Any
+def test_submit_wait_runs_the_study_on_a_shared_mount_and_keeps_secrets_off_the_job(
+    shipped: Any,
 ) -> None:
-    spec_file = tmp_path / "tiny.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_study(tiny_assets, name="job-tiny")))
-    storage = tmp_path / "results"
-    argv = [
-        "submit", str(spec_file), "--address", as_client.url, "--wait",
-        "--set", "search.num_samples=3", "--storage-path", str(storage),
-        "--tracking-uri", mlflow_server.uri, "--python", sys.executable,
+    """``lora-hpo submit --wait`` from a laptop pod whose environment holds credentials, with
+    ``--storage-path`` on a mount every pod shares (as NFS would be): the job succeeds, its
+    results are on the mount, and the job the cluster shows (runtime_env, entrypoint,
+    metadata) holds none of the laptop's credentials."""
+    shipped.up(workers=1)
+    harness = shipped.harness
+    name = shipped.write_study("job-nfs", **{"search.num_samples": 3})
+    env = harness.base_env() | harness.ray_env() | SECRETS
+    env |= {"MLFLOW_TRACKING_USERNAME": "me", "MLFLOW_TRACKING_URI": MLFLOW}
+    submit = [
+        "lora-hpo", "submit", str(shipped.specs / "study.yaml"), "--wait",
+        "--address", DASHBOARD, "--storage-path", str(harness.shared),
+        "--tracking-uri", shipped.head_env["MLFLOW_TRACKING_URI"],
     ]  # fmt: skip
-    start = time.monotonic()
-    rc = main(argv)
-    took = time.monotonic() - start
-    out, err = capsys.readouterr()
-    job_id = out.splitlines()[0]
-    print(f"submit -> SUCCEEDED in {took:.1f} s ({job_id})", file=sys.__stderr__)
-    assert rc == 0, err[-3000:] + out[-3000:]
-    assert f"{job_id}: SUCCEEDED" in err
-    assert "best adapter:" in out  # the driver's own summary, streamed back
-    trials = list((storage / "job-tiny").glob("tune_trainable_*"))
-    assert len(trials) == 3
-    assert main(["status", job_id, "--address", as_client.url]) == 0
-    assert "SUCCEEDED" in capsys.readouterr().out
-    _assert_mlflow_runs(mlflow_server.uri, "job-tiny", 3)
+    laptop = harness.pod("laptop", submit, env)
+    assert laptop.proc.wait(timeout=600) == 0, laptop.output()[-3000:]
+    out = laptop.output()
+    job_id = re.findall(r"^(lora-hpo-job-nfs-[0-9a-f]+)$", out, re.MULTILINE)[0]  # submit's stdout
+    assert f"{job_id}: SUCCEEDED" in out and "best adapter:" in out, out[-3000:]
+    assert len(list((harness.shared / name).glob("tune_trainable_*"))) == 3
+    trials = [r for r in harness.mlflow_runs(name) if r.data.tags.get("lora_hpo.role") == "trial"]
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    from ray.job_submission import JobSubmissionClient
 
-
-def _assert_mlflow_runs(uri: str, experiment: str, n: int) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    assert exp is not None, f"no MLflow experiment {experiment!r} at {uri}"
-    runs = client.search_runs([exp.experiment_id])
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
-    assert len(children) == n, [r.data.tags for r in runs]
-    assert all(r.info.status == "FINISHED" for r in runs)
+    with harness.inside():
+        client = JobSubmissionClient(
+            DASHBOARD, headers={"Authorization": f"Bearer {harness.token}"}
+        )
+        info = client.get_job_info(job_id)
+    shown = json.dumps([info.runtime_env, info.entrypoint, info.metadata])
+    spec_text = base64.urlsafe_b64decode(info.runtime_env["env_vars"][payload.SPEC_ENV]).decode()
+    for value in [*SECRETS.values(), harness.token]:
+        assert value not in shown and value not in spec_text
+    assert set(info.runtime_env["env_vars"]) == {
+        payload.SPEC_ENV,
+        "MLFLOW_TRACKING_URI",
+        *WORKER_ENV,
+    }
