@@ -1,4 +1,4 @@
 """The benchmarks: they measure and print figures, and never pass or fail on time.
-Run them from the repository root as modules: ``python -m bench.overhead``,
-``python -m bench.search_quality``, ``python -m bench.trial_runner``; ``bench.results_md``
-re-renders RESULTS.md."""
+Run them from the repository root as modules: ``python -m bench.tabular.simulate``,
+``python -m bench.packed``, ``bash bench/gpu_check.sh``; ``python -m bench.results_md``
+re-composes RESULTS.md (bench/README.md lists them all)."""

@@ -74,11 +74,3 @@ def describe(command: str) -> dict[str, Any]:
         "git": git_state(),
         "load_before": os.getloadavg(),
     }
-
-
-def provenance(r: dict[str, Any]) -> str:
-    """A section's first words: when, at which commit, on how many CPUs of which kind."""
-    m = r["machine"]
-    cpu = f" ({m['cpu_model']})" if m.get("cpu_model") else ""
-    dirty = " (with changes)" if r["git"]["dirty"] else ""
-    return f"{r['date']}, commit {r['git']['commit']}{dirty}, {m['nproc']} CPUs{cpu}"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.machine import describe
+from bench.results_md import BENCH, compose, write_section
 
 OUT = Path(__file__).resolve().parent / "results"  # committed: the section and its JSON
 CONFIG = {"r": 8, "alpha_ratio": 1.0, "learning_rate": 1e-3}
@@ -51,14 +51,13 @@ def _engine_rate(spec: Any, k: int, steps: int) -> float:
     return statistics.median(rates)
 
 
-def _trainer_rate(spec: Any, steps: int) -> float:
+def _trainer_rate(steps: int) -> float:
     """Steps per second of one unpacked trial (transformers' Trainer), from its step timer."""
+    from lora_hpo.spec.loader import parse_spec
     from lora_hpo.training.trial import run_trial
 
     short = copy.deepcopy(SPEC)
     short["training"] |= {"max_steps": 3 * steps + 3}
-    from lora_hpo.spec.loader import parse_spec
-
     reports: list[dict[str, Any]] = []
     run_trial(parse_spec(short), CONFIG, lambda m, c: reports.append(m))
     last = reports[-1]
@@ -80,7 +79,7 @@ def main() -> None:
     run = describe(f"python -m bench.packed --steps {args.steps} --k {args.k}")
     packed = _engine_rate(spec, args.k, args.steps)
     alone = _engine_rate(spec, 1, args.steps)
-    trainer = _trainer_rate(spec, args.steps)
+    trainer = _trainer_rate(args.steps)
     figures = {
         "k": args.k,
         "packed_trial_steps_per_s": packed,
@@ -89,13 +88,8 @@ def main() -> None:
         "packed_over_engine_k1": packed / alone,
         "packed_over_trainer": packed / trainer,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "packed.json").write_text(json.dumps(run | {"figures": figures}, indent=2))
-    (args.out / "packed.md").write_text(section(run, figures))
-    print(json.dumps(figures, indent=2))
+    write_section(args.out, "packed", run | {"figures": figures}, section(run, figures))
     if args.out == OUT:
-        from bench.results_md import BENCH, compose
-
         compose(BENCH / "out", BENCH / "RESULTS.md")
 
 

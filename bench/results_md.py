@@ -1,6 +1,8 @@
 """bench/RESULTS.md as a whole: each bench writes its own section as Markdown beside its JSON
-(``p1.md``, ``overhead.md``, ``search_quality.md``, ...), and ``compose`` joins the sections
-that exist, in a fixed order. It imports no bench, so every bench can call it.
+(``tabular.md``, ``check.md``, ``packed.md``), and ``compose`` joins the sections that exist, in
+a fixed order, then the figures of the benches removed from ``bench/``: static text, their
+committed sections one heading level down under ``results/removed.md``, which says where their
+code is. It imports no bench, so every bench can call it.
 
     python -m bench.results_md [FOLDER] [RESULTS_MD]   # join again, without re-running
 """
@@ -8,43 +10,33 @@ that exist, in a fixed order. It imports no bench, so every bench can call it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-SECTIONS = (
-    "p1.md",
-    "threads.md",
-    "workers.md",
-    "peer.md",
-    "peer-len32.md",
-    "install.md",
-    "overhead.md",
-    "search_quality.md",
-    "tabular.md",
-    "check.md",
-    "packed.md",
-)
+SECTIONS = ("tabular.md", "check.md", "packed.md")
 # where a section is looked for after the given folder: the committed results
 COMMITTED = (BENCH / "results", BENCH / "tabular" / "results")
+# the removed benches' part: its heading and provenance, then their sections, all committed in
+# bench/results/ and never taken from a fresh run
+REMOVED = ("p1.md", "threads.md", "workers.md", "peer.md", "peer-len32.md", "install.md")
 
+HEAD = """# lora-hpo benchmark results
 
-NO_OVERHEAD = """# lora-hpo benchmark results
+Every section below was produced from a committed tree, with its raw JSON beside it. The
+benches in `bench/` write the first part (`bench/README.md` says how to run each); the second,
+"Figures of removed benches", is static text: the code that measured it is no longer in
+`bench/`, and that part names the commit that has it.
 
-Every section below was produced from a committed tree, with its raw JSON beside it.
+The tabular benchmark's figures were simulated at 30c731f (2026-12-02) with a copy of Ray's
+ASHA rung rule; the simulator now drives Ray Tune's own `ASHAScheduler` and gives the same
+figures: re-simulated on 2026-12-07 (30 seeds, both tasks), every method but GP without ASHA
+(which never calls the scheduler) gave the committed JSON's figures exactly. The real-study
+check ran at c7ef9db and f425970, the packed bench at 767e698.
 
-The full overhead bench (`python -m bench.overhead --repeats 3`: time to target, ASHA's saving
-and trial start-up against the peer) and the real-study search-quality bench
-(`python -m bench.search_quality`) have not been run on the current code; their last figures
-(2026-11-24, from a working tree before the restructure) are in git history:
-`git show a47337f:bench/RESULTS.md`. The fresh-clone set-up, P1 (with the quickstart command's
-wall and accuracy) and the peer ratio at sequence lengths 128 and 32 are measured below in one
-run of a committed tree (`bash bench/issue15.sh`); the threads bench, the prestarted-workers
-bench and the simulator's real-study check each ran on their own, at the commit its section
-names.
-
-Commit ids older than 4a51b73 that a section cites (ec9bd0b, a0298f4, f425970, c7ef9db, ...)
+Commit ids older than 4a51b73 that a section cites (30c731f, c7ef9db, f425970, 767e698, ...)
 are of sessions whose commits did not reach main; their tree landed as 4a51b73, unchanged.
 """
 
@@ -60,14 +52,16 @@ def write_section(folder: Path, stem: str, data: dict[str, Any], md: str) -> Non
 
 def compose(folder: Path, dst: Path) -> Path:
     """Join the section files into ``dst``: each from ``folder`` (a fresh run), else from the
-    committed results (``bench/results/``, ``bench/tabular/results/``)."""
-    parts = []
+    committed results (``bench/results/``, ``bench/tabular/results/``); then the removed
+    benches' committed sections, one heading level down, under their own heading."""
+    parts = [HEAD]
     for name in SECTIONS:
         found = [d / name for d in (folder, *COMMITTED) if (d / name).is_file()]
         if found:
             parts.append(found[0].read_text())
-    if not (folder / "overhead.md").is_file():
-        parts.insert(0, NO_OVERHEAD)
+    parts.append((COMMITTED[0] / "removed.md").read_text())
+    for name in REMOVED:
+        parts.append(re.sub(r"^#", "##", (COMMITTED[0] / name).read_text(), flags=re.M))
     dst.write_text("\n".join(p.rstrip("\n") + "\n" for p in parts))
     print(f"wrote {dst}")
     return dst

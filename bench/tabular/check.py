@@ -36,14 +36,17 @@ OUT = Path(__file__).resolve().parents[1] / "out" / "tabular-check"
 
 def method_data(task: str, settings: dict[str, Any], variant: str, seed: int, trials: int) -> Any:
     """The study a method runs on the task, as spec data: its space, sampler, ASHA or not,
-    ``trials`` trials in all (staged: stage 1's sweep, then the rest in stage 2)."""
+    ``trials`` trials in all (staged: stage 1's sweep, at most ``trials`` a rank, then the rest
+    in stage 2, at least 2)."""
     from lora_hpo.spec.loader import spec_to_dict
 
     name, _, asha = variant.partition("+")
     if name == "staged":
         data = spec_to_dict(methods.staged_spec(task, settings, seed))
-        sweep = methods.STAGE1_SAMPLES * len(settings["grid"]["r"])
-        data["search"]["staged"]["stage2_samples"] = max(2, trials - sweep)
+        per_rank = min(methods.STAGE1_SAMPLES, trials)  # a smoke run's 2: one wave a rank
+        sweep = per_rank * len(settings["grid"]["r"])
+        data["search"]["staged"] |= {"samples_per_rank": per_rank,
+                                     "stage2_samples": max(2, trials - sweep)}  # fmt: skip
     else:
         sampler, dialect = methods.SEARCHERS[name]
         search = {"sampler": sampler, "seed": seed, "num_samples": trials}

@@ -2,9 +2,11 @@
 
 Event-driven, with the concurrency of a real study (two trials at once): a trial's reports
 arrive at its eval steps, at its start time plus the cumulative step time the table recorded,
-and events are handled in time order. Each report goes to ASHA (``bench.tabular.asha``) as
-Ray hands it to the scheduler, and to the Optuna trial as OptunaSearch does (``report`` while
-it runs, ``tell`` with the last value when it ends). A freed slot asks the sampler for the next
+and events are handled in time order. Each report goes to Ray Tune's own ``ASHAScheduler``,
+built with the product's arguments (``lora_hpo.search.tuner.scheduler``: ``time_attr="step"``)
+and fed through its public ``on_trial_add`` / ``on_trial_result`` / ``on_trial_complete`` as
+Tune's controller feeds it; and to the Optuna trial as OptunaSearch does (``report`` while it
+runs, ``tell`` with the last value when it ends). A freed slot asks the sampler for the next
 trial at once. Sampled params go through ``lora_hpo.spec.space.derive`` and snap to the nearest
 grid point. A ``Run`` (one search, possibly several studies) counts trial-steps and keeps the
 incumbent, chosen by lora-hpo's ranking rule, after every trial that ends.
@@ -17,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench.tabular.asha import STOP, Asha
 from bench.tabular.table import WORST, Table
 from lora_hpo.spec.outcome import ranked, trial_status
 from lora_hpo.spec.registry import make_sampler
@@ -25,6 +26,8 @@ from lora_hpo.spec.schema import SpaceSpec
 from lora_hpo.spec.space import compile_space, derive
 
 MAX_TRIALS = 1000  # per study
+METRIC = "value"  # the metric's key in the results the scheduler gets
+STOP = "STOP"  # ray.tune.schedulers.TrialScheduler.STOP (tests/bench checks it)
 
 
 @dataclass
@@ -84,11 +87,29 @@ class StudyPlan:
 
 @dataclass
 class _Trial:
+    """A simulated trial; also the stand-in for Tune's ``Trial``: the scheduler reads only its
+    ``trial_id`` (and never the controller, passed as None)."""
+
     trial_id: str
     config: str
     optuna: Any
     start: float
     k: int = 0  # index of the next report
+
+
+def asha_scheduler(table: Table, asha: dict[str, Any]) -> Any:
+    """Ray Tune's ASHA with the product's arguments (``lora_hpo.search.tuner.scheduler``);
+    metric and mode, which Tune passes on from the study, given here."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="step",
+        metric=METRIC,
+        mode=table.mode,
+        max_t=table.max_steps,
+        grace_period=asha["grace_period"],
+        reduction_factor=asha["reduction_factor"],
+    )
 
 
 def searchable(value: float, mode: str) -> float:
@@ -109,10 +130,7 @@ class _Study:
             direction=direction, sampler=make_sampler(plan.sampler, plan.seed)
         )
         self.dists = compile_space(plan.space)
-        a, t = plan.asha, self.table
-        self.asha = (
-            Asha(t.max_steps, a["grace_period"], a["reduction_factor"], t.mode) if a else None
-        )
+        self.asha = asha_scheduler(self.table, plan.asha) if plan.asha else None
         self.heap: list[tuple[float, int, _Trial]] = []
         self.launched, self.seq = 0, 0
         self.mine: list[Finished] = []
@@ -133,7 +151,10 @@ class _Study:
             p = derive(self.plan.space, ot.params)
             config = self.table.snap(p.r, p.lora_alpha, p.use_rslora, p.learning_rate)
             self.launched += 1
-            self._push(_Trial(self.run.new_id(), config, ot, self.run.clock))
+            trial = _Trial(self.run.new_id(), config, ot, self.run.clock)
+            if self.asha is not None:
+                self.asha.on_trial_add(None, trial)
+            self._push(trial)
 
     def step(self) -> None:
         """Handle the next report in time order."""
@@ -145,14 +166,15 @@ class _Study:
         point = curve[trial.k]
         self.run.advance(trial.trial_id, point.step)
         value = searchable(point.value, self.table.mode)
-        decision = self.asha.on_result(trial.trial_id, point.step, value) if self.asha else ""
-        if trial.k + 1 < len(curve) and decision != STOP and point.status == "running":
+        result = {"step": point.step, METRIC: value}
+        stop = self.asha is not None and self.asha.on_trial_result(None, trial, result) == STOP
+        if trial.k + 1 < len(curve) and not stop and point.status == "running":
             trial.optuna.report(value, trial.k + 1)  # OptunaSearch: training_iteration
             trial.k += 1
             self._push(trial)
             return
-        if self.asha:
-            self.asha.on_complete(trial.trial_id, point.step, value)
+        if self.asha is not None:
+            self.asha.on_trial_complete(None, trial, result)
         if point.status == "failed":
             self.study.tell(trial.optuna, state=optuna.trial.TrialState.FAIL)
             status = "failed"

@@ -105,10 +105,6 @@ def staged_spec(task: str, settings: dict[str, Any], seed: int) -> StudySpec:
     return task_spec(task, settings, "lr", search)  # type: ignore[no-any-return]
 
 
-def _asha(settings: dict[str, Any], on: bool) -> dict[str, Any] | None:
-    return dict(settings["asha"]) if on else None
-
-
 def run_staged_sim(run: Run, spec: StudySpec, asha: dict[str, Any] | None) -> None:
     """The staged strategy's own decisions (``run_staged``); each stage a simulated study.
     Stage 1 runs its ``samples_per_rank`` trials per rank; stage 2 runs until the budget."""
@@ -133,7 +129,7 @@ def run_staged_sim(run: Run, spec: StudySpec, asha: dict[str, Any] | None) -> No
 def simulate(table: Any, variant: str, seed: int, budget: int) -> Run:
     """One seed of one method on one task's table."""
     name, _, suffix = variant.partition("+")
-    asha = _asha(table.settings, suffix == "asha")
+    asha = dict(table.settings["asha"]) if suffix == "asha" else None
     run = Run(table, budget)
     if name == "staged":
         run_staged_sim(run, staged_spec(table.task, table.settings, seed), asha)
@@ -148,5 +144,4 @@ def default_run(table: Any) -> Finished:
     """The tutorial default: its one trial, trained to the end."""
     config = table.default()
     last = table.curves[config][-1]
-    status = "completed" if last.status == "completed" else last.status
-    return Finished("default", config, status, last.value, last.step)
+    return Finished("default", config, last.status, last.value, last.step)

@@ -27,6 +27,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _curve(ax: Any, grid: list[int], m: dict[str, Any], color: str, label: str) -> None:
     def clean(xs: list[float | None]) -> list[float]:
         return [math.nan if x is None else x for x in xs]
@@ -64,11 +71,7 @@ def regret_figure(task: str, t: dict[str, Any], out: Path) -> Path:
     axes[0].set_yscale("symlog", linthresh=max(1e-3, (t["default"]["regret"] or 1) / 100))
     lows = [x for m in t["methods"].values() for x in m["q25"] if x is not None]
     axes[0].set_ylim(bottom=min([0.0, *lows]))
-    fig.tight_layout()
-    path = out / f"regret-{task}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"regret-{task}.png")
 
 
 def heat_cells(table: Table) -> dict[tuple[float, float], float]:
@@ -147,11 +150,7 @@ def heatmap_figure(table: Table, out: Path) -> Path:
                  f"red: lr x s = {c:.3g}, the oracle's; grey: every config diverged\n"
                  "colours span the best 90% of cells", fontsize=10)  # fmt: skip
     fig.colorbar(mesh, ax=ax, shrink=0.8, extend="min" if table.mode == "max" else "max")
-    fig.tight_layout()
-    path = out / f"heatmap-{table.task}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"heatmap-{table.task}.png")
 
 
 def make_all(result: dict[str, Any], table: Path, out: Path, copy_to: Path | None) -> list[Path]:

@@ -13,6 +13,8 @@ from typing import Any
 
 from bench.tabular.summary import FRACTIONS
 
+FIGURES = Path(__file__).resolve().parent / "figures"
+
 
 def _num(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
@@ -125,8 +127,8 @@ def section(result: dict[str, Any], figures: list[str]) -> str:
         "Every grid point (r x α/r x rsLoRA x lr) of each task trained once for real"
         " (`python -m bench.tabular.record`); the searchers replayed on that table"
         f" (`python -m bench.tabular.simulate`) over {s['seeds']} seeds through the real Optuna"
-        " samplers, ASHA's rung rule reproduced exactly (tested against Ray's scheduler), two"
-        " trials at once, reports in the order of their recorded step times. Budget: trial-steps;"
+        " samplers and Ray Tune's own ASHA scheduler, two trials at once, reports in the order"
+        " of their recorded step times. Budget: trial-steps;"
         f" random search gets B = {s['budget_trials']} full trials. Simple regret: the oracle's"
         " final value minus the value of the best trial by lora-hpo's ranking rule, counting"
         " a trial once it ends (a stopped trial by its value at the stop; it can beat the"
@@ -164,7 +166,8 @@ def write(result: dict[str, Any], figures: list[Path], dst: Path) -> Path:
 def main() -> None:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench/out/tabular/tabular.json")
     dst = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_name("tabular.md")
-    figures = sorted(src.parent.glob("*.png"))
+    # the PNGs beside the JSON (a fresh run), else the committed ones
+    figures = sorted(src.parent.glob("*.png")) or sorted(FIGURES.glob("*.png"))
     write(json.loads(src.read_text()), figures, dst)
     print(f"wrote {dst}")
 

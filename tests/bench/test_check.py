@@ -26,6 +26,9 @@ def test_each_method_runs_its_sampler_scheduler_and_trial_count() -> None:
     assert staged.search.strategy == "staged" and staged.search.scheduler.type == "asha"
     sweep = check.methods.STAGE1_SAMPLES * len(settings["grid"]["r"])
     assert staged.search.staged.stage2_samples == 38 - sweep
+    small = check.method_data("minilm-bbc", task_settings("minilm-bbc", True), "staged", 0, 2)
+    st = small["search"]["staged"]
+    assert (st["samples_per_rank"], st["stage2_samples"]) == (2, 2)  # smoke: one wave a rank
     assert staged.name == "check-minilm-bbc-staged-asha" == staged.experiment
 
 

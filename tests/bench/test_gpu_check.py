@@ -26,5 +26,6 @@ def test_the_cpu_smoke_run_reports_every_case(tmp_path: Path) -> None:
         "quickstart", "bf16", "qlora-4bit", "shared-gpu", "packed", "unpacked-shared"
     ]  # fmt: skip
     for row in rows:
-        assert row["trials"] == 2 and row["best"] is not None and row["steps_per_s"] > 0, row
+        trials = 1 if row["case"] in ("bf16", "qlora-4bit") else 2  # the others: 2 at once
+        assert row["trials"] == trials and row["best"] is not None and row["steps_per_s"] > 0, row
     assert "| case | trials | steps/s" in done.stdout

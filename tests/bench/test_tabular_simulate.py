@@ -1,7 +1,8 @@
 """The tabular simulator (bench.tabular: grid, table, engine, methods, summary, simulate) on a
 synthetic table in the recorder's format: the grid's invariants, snapping through the real
-parametrisation, budget and concurrency accounting, ASHA's stops, the staged strategy's own
-decisions, and the command's outputs. Timings are never asserted."""
+parametrisation, budget and concurrency accounting, ASHA (Ray Tune's own scheduler, as the
+product builds it) and its stops, the staged strategy's own decisions, and the command's
+outputs. Timings are never asserted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tabular import grid, methods, simulate, summary
+from bench.tabular import engine, grid, methods, simulate, summary
 from bench.tabular.engine import Run, StudyPlan, run_study
 from bench.tabular.table import Table
 from lora_hpo.spec.space import derive
@@ -75,6 +76,21 @@ def test_budget_and_trial_steps_without_asha(table: Table) -> None:
     used_at_start = [u for u, _ in run.trace]
     assert used_at_start == sorted(used_at_start)
     assert run.used >= 640 and len(run.finished) <= 640 // 10  # no trial starts past B
+
+
+def test_asha_is_rays_scheduler_with_the_products_arguments(table: Table) -> None:
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    from lora_hpo.search.tuner import scheduler
+
+    ours = engine.asha_scheduler(table, table.settings["asha"])
+    product = scheduler(grid.trial_spec("minilm-bbc", table.settings))
+    assert isinstance(ours, ASHAScheduler) and isinstance(product, ASHAScheduler)
+    same = ("_time_attr", "_max_t", "_reduction_factor", "_stop_last_trials")
+    assert [getattr(ours, a) for a in same] == [getattr(product, a) for a in same]
+    rungs = [[m for m, _ in s._brackets[0]._rungs] for s in (ours, product)]
+    assert rungs[0] == rungs[1] == [40, 20]
+    assert ours._metric_op == 1.0 and engine.STOP == TrialScheduler.STOP
 
 
 def test_asha_stops_trials_at_its_rung_only(table: Table) -> None:

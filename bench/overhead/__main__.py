@@ -1,5 +1,0 @@
-"""``python -m bench.overhead``: see ``run.py``."""
-
-from bench.overhead.run import main
-
-main()
