@@ -1,17 +1,16 @@
 """The job-side entry of ``lora-hpo submit``: ``python -m lora_hpo.cli.job [ARGS]`` on the
 cluster. Decodes the spec the job carries (``lora_hpo.cluster.payload``) to a temporary file
-and runs ``lora-hpo run FILE ARGS`` on it in this process (torch before Ray starts)."""
+and runs ``lora-hpo run FILE ARGS`` on it in this process, as a job's driver (the files the
+spec names are the cluster's; the job's runtime_env carries the workers' settings)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from lora_hpo.cli.main import main as cli_main
 from lora_hpo.cluster.payload import decode_spec
-from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.scratch import Scratch
 
@@ -22,12 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    os.environ[JOB_ENV] = "1"  # the preflight's messages say the files are on the cluster
     with Scratch("job") as tmp:
         path = Path(tmp) / "spec.yaml"
         path.write_text(text, encoding="utf-8")
         rest = list(sys.argv[1:] if argv is None else argv)
-        return cli_main(["run", str(path), *rest])
+        return cli_main(["run", str(path), *rest], on_cluster=True)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _shutdown_ray() -> None:
-    """Stop the Ray runtime this command started (not one the caller already had running)."""
-    runtime = sys.modules.get("lora_hpo.search.runtime")
-    if runtime is not None:
-        runtime.shutdown_started()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, on_cluster: bool = False) -> int:
+    """``on_cluster``: this process is a submitted job's driver (``job.py``), which ``run``
+    tells its preflight and its Ray start."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.on_cluster = on_cluster
     try:
         return int(args.func(args))
     except (SpecError, UsageError) as exc:
@@ -45,5 +41,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    finally:
-        _shutdown_ray()

@@ -9,7 +9,6 @@ and where the records are. Heavy modules are imported when a command runs, so ``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -90,13 +89,15 @@ def _memory_line(spec: StudySpec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``lora-hpo run``; ``args.on_cluster``: the driver of a submitted job (``job.py``), where
+    the files a spec names are the cluster's."""
     from lora_hpo.spec.loader import load_spec
 
+    on_cluster = bool(getattr(args, "on_cluster", False))
     spec = load_spec(args.file, args.set)  # bad input fails here, before Ray starts
     from lora_hpo.search.study import run_study
-    from lora_hpo.spec.env import JOB_ENV
 
-    local = check_local(spec, args.file, on_cluster=os.environ.get(JOB_ENV) == "1")
+    local = check_local(spec, args.file, on_cluster=on_cluster)
     if local:
         raise SpecError(local)
     warn(args.file, spec)
@@ -105,13 +106,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_study(
         spec,
         storage_path=args.storage_path,
-        address=args.address,
         tracking=tracking,
         view=view,
-        wait_for_resources=parse_duration(args.wait_for_resources),
         resume_if_exists=args.resume_if_exists,
+        launch=_launch(args, on_cluster),
     )
-    return _finish(spec, result, tracking, args)
+    return _finish(result, tracking)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -121,12 +121,18 @@ def resume(args: argparse.Namespace) -> int:
     result = resume_study(
         args.study,
         storage_path=args.storage_path,
-        address=args.address,
         tracking=tracking,
         view=view,
-        wait_for_resources=parse_duration(args.wait_for_resources),
+        launch=_launch(args),
     )
-    return _finish(result.spec, result, tracking, args)
+    return _finish(result, tracking)
+
+
+def _launch(args: argparse.Namespace, on_cluster: bool = False) -> Any:
+    from lora_hpo.search.study import Launch
+
+    wait = parse_duration(args.wait_for_resources)
+    return Launch(address=args.address, wait_for_resources=wait, on_cluster=on_cluster)
 
 
 def _tracking_and_view(args: argparse.Namespace) -> tuple[StudyTracking, Any]:
@@ -139,28 +145,12 @@ def _tracking_and_view(args: argparse.Namespace) -> tuple[StudyTracking, Any]:
     return StudyTracking(args.tracking_uri), ProgressView
 
 
-def _finish(
-    spec: StudySpec, result: StudyResult, tracking: StudyTracking, args: argparse.Namespace
-) -> int:
+def _finish(result: StudyResult, tracking: StudyTracking) -> int:
     from lora_hpo.cli.summary import render
 
     print(render(result))
     print(tracking.summary())
-    _log_report(spec, args, tracking.run_id)
     return 0 if result.best is not None else 1
-
-
-def _log_report(spec: StudySpec, args: argparse.Namespace, run_id: str | None) -> None:
-    """Draw the study's plots and log them to its MLflow study run (never fails the run)."""
-    from lora_hpo.analysis.report import log_report
-
-    try:
-        uri = args.tracking_uri or spec.tracking.tracking_uri
-        run_id = log_report(spec.experiment, uri, run_id)
-    except Exception as exc:  # a plotting problem must not turn a finished study into a failure
-        print(f"warning: could not log the report to MLflow: {exc}", file=sys.stderr)
-    else:
-        print(f"report: logged under report/ on MLflow run {run_id}")
 
 
 def add_commands(sub: Any) -> None:

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from lora_hpo.spec.env import WORKER_ENV
+from lora_hpo.search.runtime import WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 
 SPEC_ENV = "LORA_HPO_SPEC_B64"  # the resolved spec, read by lora_hpo.cli.job on the cluster

@@ -1,5 +1,5 @@
-"""What every strategy gets from the study entry point: the storage root, the tracking (or
-None), the factory of a study's live view, and extra Tune callbacks."""
+"""What every strategy gets from the study entry point: the storage root, how trials execute,
+the tracking (or None), the factory of a study's live view, and extra Tune callbacks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lora_hpo.search.storage import study_dir
+from lora_hpo.search.trial_execution import ExecutionFor
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.tracking.study import StudyTracking
 
@@ -16,10 +17,12 @@ View = Callable[[StudySpec], Any]  # a study's live view: a Tune callback, made 
 
 @dataclass(frozen=True)
 class StudyContext:
-    """What every strategy gets: the storage root, the tracking (or None), the view factory
-    and extra Tune callbacks."""
+    """What every strategy gets: the storage root, how each study's trials execute (chosen
+    once: ``trial_execution.execution_for``), the tracking (or None), the view factory and
+    extra Tune callbacks."""
 
     storage: str
+    execution: ExecutionFor
     tracking: StudyTracking | None = None
     view: View | None = None
     callbacks: tuple[Any, ...] = ()

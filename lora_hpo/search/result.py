@@ -3,6 +3,7 @@ report, ranked by the shared rule (``spec.outcome.ranked``), the best one, and c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class TrialSummary:
     metrics: dict[str, Any]
     checkpoint: str | None  # its newest checkpoint: a local path, or a URI (s3://...)
     step_time_s: float = 0.0
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, the study metric)
 
 
 @dataclass
@@ -35,11 +37,23 @@ class StudyResult:
     decision: str = ""  # multi-stage strategies: why the last stage ran as it did
     failures: list[Failure] = field(default_factory=list)  # distinct failures, most frequent first
     stopped: str = ""  # why the study stopped early (its first attempts all failed alike)
+    earlier: list[TrialSummary] = field(default_factory=list)  # earlier stages' trials
 
 
 def rank_trials(spec: StudySpec, trials: list[TrialSummary]) -> list[TrialSummary]:
     """The trials that rank under the shared rule, best first."""
     return ranked(trials, lambda t: (t.trial_id, t.status, t.metrics.get(spec.metric)), spec.mode)
+
+
+def learning_curve(frame: Any, column: str) -> list[tuple[int, float]]:
+    """(step, value) of every report that holds a finite ``column``, from a trial's results
+    (Tune's ``metrics_dataframe``; None when Tune has none)."""
+    if frame is None or column not in frame or "step" not in frame:
+        return []
+    points = zip(frame["step"].tolist(), frame[column].tolist(), strict=True)
+    return [
+        (int(step), float(v)) for step, v in points if isinstance(v, float) and math.isfinite(v)
+    ]
 
 
 def summarize(spec: StudySpec, results: Any, path: str, wall_s: float) -> StudyResult:
@@ -54,7 +68,8 @@ def summarize(spec: StudySpec, results: Any, path: str, wall_s: float) -> StudyR
         checkpoint = fs_ref(r.checkpoint.filesystem, r.checkpoint.path) if r.checkpoint else None
         params = derive(spec.space, r.config).as_dict()
         step_time = float(last.get("step_time_s", 0))
-        trials.append(TrialSummary(trial_id, status, params, last, checkpoint, step_time))
+        curve = learning_curve(r.metrics_dataframe, f"{spec.metric}_raw")
+        trials.append(TrialSummary(trial_id, status, params, last, checkpoint, step_time, curve))
     best = rank_trials(spec, trials)
     counts: dict[str, int] = {}
     for t in trials:

@@ -16,46 +16,92 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from lora_hpo.search.capacity import DEFAULT_WAIT_S, wait_for_capacity
-from lora_hpo.spec.env import JOB_ENV, PRELOADED_ENV, WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.scratch import Scratch
+
+# The settings every trial worker needs: a reused actor waits this long for its finished
+# trial's thread before it takes the next. They travel in a submitted job's runtime_env (a job
+# ignores its driver's ``ray.init(runtime_env=...)``: ``cluster.payload``), in the driver's
+# runtime_env on a cluster it joins, and in the environment a local Ray's workers inherit.
+WORKER_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 
 # what a trial's worker imports before its first step (Tune's trainable, then torch,
 # transformers, peft: about 7 s of a 2-core machine's CPU per worker), then marks it done
 PRELOAD = "lora_hpo.training.preload"
 PRELOAD_WAIT_S = 120.0  # the most the driver waits for the slots' workers to preload
 IDLE_KILL_MS = 60_000  # an idle worker lives this long on a local Ray (Ray's default: 1 s)
-_STARTED = {"ray": False, "local": False}  # start() started (or joined) Ray; a local one
-_PRELOADED: dict[str, Any] = {"dir": None, "want": 0}  # the workers' marks; how many to wait for
 
 
-def start(address: str | None, spec: StudySpec | None = None) -> bool:
-    """Join RAY_ADDRESS / --address, or start a local Ray (nothing when Ray already runs in
+@dataclass
+class RayRuntime:
+    """The Ray a study runs on. ``joined``: a cluster this process joined (``--address``,
+    RAY_ADDRESS, the one a submitted job runs on), which may grow; ``local``: a local Ray this
+    process started, where the local speed-ups apply (``trial_execution``); ``started``: this
+    process called ``ray.init``, so ``close`` shuts Ray down. ``preloaded``: where a local
+    Ray's prestarted workers mark their preload done, and how many the study waits for."""
+
+    joined: bool = False
+    local: bool = False
+    started: bool = False
+    preloaded: Scratch | None = None
+    slots: int = 0
+
+    def wait_preloaded(self, timeout_s: float = PRELOAD_WAIT_S) -> int:
+        """Wait (up to ``timeout_s``) until as many prestarted workers as the study has slots
+        are done preloading; how many are. Ray gives a trial actor only a worker that is done,
+        and starts another process for one asked for earlier, so Tune must ask after this.
+        Nothing to wait for (0) when this Ray preloads nothing."""
+        if self.preloaded is None:
+            return 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            done = len(os.listdir(self.preloaded.name))
+            if done >= self.slots or time.monotonic() > deadline:
+                return done
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        """Shut down the Ray this process started (never one the caller already had)."""
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+        if self.preloaded is not None:
+            from lora_hpo.training.preload_marks import PRELOADED_ENV
+
+            self.preloaded.cleanup()
+            self.preloaded = None
+            os.environ.pop(PRELOADED_ENV, None)
+
+
+def start(
+    address: str | None, spec: StudySpec | None = None, *, in_job: bool = False
+) -> RayRuntime:
+    """Join ``address`` / RAY_ADDRESS, or start a local Ray (nothing when Ray already runs in
     this process); a local Ray for ``spec`` preloads its trial modules in the prestarted
-    workers when ``preloads(spec)``. True when this process joined a cluster, which can grow."""
+    workers when ``preloads(spec)``. ``in_job``: this driver is a submitted job's, whose
+    runtime_env already carries the workers' settings (Ray refuses a driver runtime_env that
+    sets the same keys)."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    for key, value in WORKER_ENV.items():
-        os.environ.setdefault(key, value)
     if ray.is_initialized():
-        return False
+        return RayRuntime()
     target = address or os.environ.get("RAY_ADDRESS") or None
     if target == "local":  # Ray's own word for a new local Ray: not a cluster to join
         target = None
-    # In a submitted job the job's runtime_env carries WORKER_ENV, and Ray refuses a driver
-    # runtime_env that sets the same keys; a local Ray's workers inherit this environment.
-    in_job = os.environ.get(JOB_ENV) == "1"
-    local = target is None and not in_job
+    runtime = RayRuntime(joined=target is not None, local=target is None and not in_job)
     options: dict[str, Any] = {}
     if target is not None:
         probe_address(target)
-    if local:
-        options = local_options(spec)
+    if runtime.local:
+        options = local_options(spec, runtime)
     else:
         import torch  # noqa: F401  (before ray.init: oneMKL aborts otherwise in job drivers)
 
@@ -69,18 +115,20 @@ def start(address: str | None, spec: StudySpec | None = None) -> bool:
             **options,
         )
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        runtime.close()
         raise UsageError(f"--address: cannot reach a Ray cluster at {target!r}: {exc}") from None
-    _STARTED.update(ray=True, local=local)
-    return target is not None
+    runtime.started = True
+    return runtime
 
 
-def local_options(spec: StudySpec | None) -> dict[str, Any]:
+def local_options(spec: StudySpec | None, runtime: RayRuntime) -> dict[str, Any]:
     """``ray.init`` options for a local Ray: the workers' settings go into this process's
     environment (which the node's processes inherit); the prestarted workers stay until the
     trial actors take them; and, when ``preloads(spec)``, they import the trial's modules."""
     from lora_hpo.search.ray_internals import tune_actor_env
+    from lora_hpo.training.preload_marks import PRELOADED_ENV
 
-    for key, value in tune_actor_env().items():
+    for key, value in {**WORKER_ENV, **tune_actor_env()}.items():
         os.environ.setdefault(key, value)
     os.environ.pop(PRELOADED_ENV, None)
     # Ray kills an idle worker after 1 s once there are more idle workers than unreserved CPUs,
@@ -89,27 +137,11 @@ def local_options(spec: StudySpec | None) -> dict[str, Any]:
     config: dict[str, Any] = {"idle_worker_killing_time_threshold_ms": IDLE_KILL_MS}
     cpus = local_cpus()
     if spec is not None and preloads(spec, cpus):
-        folder = Scratch("preloaded")  # swept by the next study if this driver is killed
-        os.environ[PRELOADED_ENV] = folder.name
-        _PRELOADED.update(dir=folder, want=slots(spec, cpus))
+        runtime.preloaded = Scratch("preloaded")  # swept by the next study if this one is killed
+        runtime.slots = slots(spec, cpus)
+        os.environ[PRELOADED_ENV] = runtime.preloaded.name  # read by the workers Ray starts
         config["preload_python_modules"] = [PRELOAD]
     return {"_system_config": config}
-
-
-def wait_preloaded(timeout_s: float = PRELOAD_WAIT_S) -> int:
-    """Wait (up to ``timeout_s``) until as many prestarted workers as the study has slots
-    are done preloading; how many are. Ray gives a trial actor only a worker that is done,
-    and starts another process for one asked for earlier, so Tune must ask after this.
-    Nothing to wait for (0) when this process's Ray preloads nothing."""
-    folder, want = _PRELOADED["dir"], _PRELOADED["want"]
-    if folder is None:
-        return 0
-    deadline = time.monotonic() + timeout_s
-    while True:
-        done = len(os.listdir(folder.name))
-        if done >= want or time.monotonic() > deadline:
-            return done
-        time.sleep(0.1)
 
 
 def local_cpus() -> int:
@@ -137,11 +169,6 @@ def preloads(spec: StudySpec, cpus: int) -> bool:
 def slots(spec: StudySpec, cpus: int) -> int:
     """The trials that run at once on ``cpus`` CPUs."""
     return min(spec.search.max_concurrent, int(cpus // max(spec.resources.cpu, 1e-9)))
-
-
-def started_local() -> bool:
-    """Whether the Ray of this process is a local one that ``start`` started."""
-    return _STARTED["local"]
 
 
 def ensure_capacity(spec: StudySpec, joined: bool, wait_s: float = DEFAULT_WAIT_S) -> None:
@@ -227,16 +254,3 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
         raise UsageError(
             f"--address: cannot reach a Ray cluster at {address!r}: {exc.strerror or exc}"
         ) from None
-
-
-def shutdown_started() -> None:
-    """Stop the Ray runtime that ``connect`` started (not one the caller already had)."""
-    if _STARTED["ray"]:
-        import ray
-
-        ray.shutdown()
-        _STARTED.update(ray=False, local=False)
-    if _PRELOADED["dir"] is not None:
-        _PRELOADED["dir"].cleanup()
-        os.environ.pop(PRELOADED_ENV, None)
-        _PRELOADED.update(dir=None, want=0)

@@ -17,7 +17,7 @@ from ray import tune
 
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.scratch import Scratch
-from lora_hpo.training.threads import own_threads, write_count
+from lora_hpo.training.threads import LentThreads, own_threads, write_count
 
 LIVE = ("PENDING", "RUNNING", "PAUSED")  # trials that hold, or will take, a slot
 
@@ -65,22 +65,23 @@ class LendIdleThreads(tune.Callback):  # type: ignore[misc]
 
 
 class ThreadLending:
-    """The study's lending, as a context: ``file`` for the trainable (None when nothing is
-    lent), ``callbacks`` for the tuner; the file's folder is removed at the end."""
+    """The study's lending, as a context: ``threads`` for the trials to follow (None when
+    nothing is lent), ``callbacks`` for the tuner; the count's folder is removed at the end."""
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
-        self.file: str | None = None
+        self.threads: LentThreads | None = None
         self.callbacks: list[Any] = []
         self._dir: Scratch | None = None
 
     def __enter__(self) -> ThreadLending:
+        own = own_threads(self.spec.resources.cpu)
         total = one_node_total(self.spec)
-        if total is not None and total > own_threads(self.spec.resources.cpu):
+        if total is not None and total > own:
             self._dir = Scratch("threads")
             path = Path(self._dir.name) / "threads"
-            write_count(path, own_threads(self.spec.resources.cpu))
-            self.file = str(path)
+            write_count(path, own)
+            self.threads = LentThreads(str(path), own)
             self.callbacks = [LendIdleThreads(path, self.spec, total)]
         return self
 

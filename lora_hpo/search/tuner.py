@@ -1,18 +1,20 @@
-"""One Ray Tune study: OptunaSearch (+ ConcurrencyLimiter) and ASHA over the trial trainable,
-with resources, failure handling, checkpoint retention and storage; run fresh or restored.
+"""One Ray Tune study: OptunaSearch (+ ConcurrencyLimiter) and ASHA over the trainable that
+the study's execution gives (``trial_execution``), with failure handling, checkpoint retention
+and storage; run fresh or restored. Only Ray Tune's objects are assembled here.
 
 This is the single-study runner that every strategy uses; it never imports a strategy.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 from lora_hpo.search.failures import FailureWatch, summarize_failures
+from lora_hpo.search.ray_internals import replace_callbacks
 from lora_hpo.search.result import StudyResult, summarize
 from lora_hpo.search.storage import prune_checkpoints, study_dir, write_spec
+from lora_hpo.search.trial_execution import TrialExecution
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import compile_space
@@ -57,27 +59,6 @@ def scheduler(spec: StudySpec) -> Any:
     )
 
 
-def trainable_for(
-    spec: StudySpec, packs: list[str] | None = None, threads_file: str | None = None
-) -> Any:
-    """The trial trainable with one trial's resources; with ``packs``, the thin client of
-    those packs (which hold the resources). With ``threads_file``, trials follow the thread
-    count the driver lends them there (``lora_hpo.search.threads``)."""
-    from ray import tune
-
-    if packs:
-        from lora_hpo.search.packs import NAMESPACE, client_resources
-        from lora_hpo.training.pack.client import packed_trainable
-
-        client = tune.with_parameters(packed_trainable, spec=spec, packs=packs, namespace=NAMESPACE)
-        return tune.with_resources(client, client_resources(spec))
-    from lora_hpo.training.trainable import tune_trainable
-
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    trainable = tune.with_parameters(tune_trainable, spec=spec, threads_file=threads_file)
-    return tune.with_resources(trainable, resources)
-
-
 def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
     from ray import tune
 
@@ -108,17 +89,11 @@ def snapshot_often() -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SYNC_PERIOD_S))
 
 
-def build_tuner(
-    spec: StudySpec,
-    storage: str,
-    callbacks: list[Any],
-    packs: list[str] | None = None,
-    threads_file: str | None = None,
-) -> Any:
+def build_tuner(spec: StudySpec, storage: str, trainable: Any, callbacks: list[Any]) -> Any:
     from ray import tune
 
     return tune.Tuner(
-        trainable_for(spec, packs, threads_file),
+        trainable,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
@@ -137,48 +112,33 @@ def can_restore(directory: str) -> bool:
     return bool(tune.Tuner.can_restore(directory))
 
 
-def run_one(spec: StudySpec, storage: str, callbacks: list[Any], *, restore: bool) -> StudyResult:
-    """Run the study ``spec`` under ``storage`` (fresh), or continue it from its directory
-    (``restore``): finished trials kept, errored and unfinished ones resumed, searcher and
-    scheduler state restored by Tune. A packed study (``search.pack`` > 1) starts its packs
-    first and stops them after."""
-    if spec.search.pack > 1:
-        from lora_hpo.search.packs import started_packs
-
-        with started_packs(spec) as packs:
-            return _run(spec, storage, callbacks, restore=restore, packs=packs)
-    return _run(spec, storage, callbacks, restore=restore, packs=None)
-
-
-def _run(
+def run_one(
     spec: StudySpec,
     storage: str,
     callbacks: list[Any],
+    execution: TrialExecution,
     *,
     restore: bool,
-    packs: list[str] | None,
 ) -> StudyResult:
+    """Run the study ``spec`` under ``storage`` (fresh), or continue it from its directory
+    (``restore``): finished trials kept, errored and unfinished ones resumed, searcher and
+    scheduler state restored by Tune. ``execution`` says how its trials run
+    (``trial_execution``); it is open for the study's run."""
     from ray import tune
-
-    from lora_hpo.search.ray_internals import plain_trial_actors, replace_callbacks
-    from lora_hpo.search.runtime import started_local
-    from lora_hpo.search.threads import ThreadLending
 
     where = study_dir(storage, spec.name)
     snapshot_often()
     start, watch = time.monotonic(), FailureWatch(storage=storage)
-    actors = plain_trial_actors() if started_local() else contextlib.nullcontext()
-    with ThreadLending(spec) as lending, actors:
-        callbacks = [*callbacks, *lending.callbacks, watch]
-        trainable = trainable_for(spec, packs, lending.file)
+    with execution:
+        callbacks = [*callbacks, *execution.callbacks(), watch]
         if restore:
             tuner = tune.Tuner.restore(
-                where, trainable=trainable, resume_unfinished=True, resume_errored=True
+                where, trainable=execution.trainable(), resume_unfinished=True, resume_errored=True
             )
             replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
         else:
             write_spec(spec, where)
-            tuner = build_tuner(spec, storage, callbacks, packs, lending.file)
+            tuner = build_tuner(spec, storage, execution.trainable(), callbacks)
         return _fit(spec, tuner, where, callbacks, watch, start)
 
 

@@ -5,10 +5,14 @@ the CLI prints its summary."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TextIO
 
 from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.scratch import Scratch
 from lora_hpo.tracking.parent import ParentRun, StagedFacts
+from lora_hpo.tracking.store import Store
+from lora_hpo.tracking.study_plots import Trial, draw_report
 from lora_hpo.tracking.tracker import MLflowTracker
 
 
@@ -26,6 +30,7 @@ class StudyTracking:
         self.tracking_uri, self.stream, self.flush_timeout_s = tracking_uri, stream, flush_timeout_s
         self.trackers: list[MLflowTracker] = []
         self.parent: ParentRun | None = None
+        self.report_line = ""  # where the study's pictures went, for the summary
 
     def callbacks(
         self, spec: StudySpec, study_dir: str, parent_run_id: str | None = None
@@ -63,8 +68,23 @@ class StudyTracking:
                 return str(tracker.state["parent_run_id"])
         return None
 
+    def log_report(self, spec: StudySpec, trials: list[Trial]) -> None:
+        """Draw the study's pictures (``study_plots``) from its trials and log them under
+        ``report/`` on the study's run; a problem is a warning, never the study's failure."""
+        run_id = self.run_id
+        if run_id is None or not self.trackers or not any(t.curve for t in trials):
+            return
+        try:
+            with Scratch("report") as tmp:
+                draw_report(spec.name, trials, spec.metric, spec.mode, Path(tmp))
+                Store(self.trackers[-1].uri).client.log_artifacts(run_id, tmp, "report")
+        except Exception as exc:  # a plotting or MLflow problem must not fail a finished study
+            self.report_line = f"warning: could not log the report to MLflow: {exc}"
+        else:
+            self.report_line = f"report: logged under report/ on MLflow run {run_id}"
+
     def summary(self) -> str:
-        """Where the records are, and the champion."""
+        """Where the records are, the champion, and the report."""
         lines = [self.parent.summary()] if self.parent is not None else []
         if self.trackers:
             tracker_lines = self.trackers[-1].summary().splitlines()
@@ -74,4 +94,4 @@ class StudyTracking:
                     x for x in tracker_lines[1:] if not (crowned and x.startswith("champion:"))
                 ]
             lines += tracker_lines
-        return "\n".join(lines)
+        return "\n".join([*lines, self.report_line] if self.report_line else lines)

@@ -16,7 +16,7 @@ from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import TrialParams
 from lora_hpo.training.monitor import DivergenceWatch, norm_summary
 from lora_hpo.training.report import eval_metrics, trial_report, write_record
-from lora_hpo.training.threads import SharedThreads, own_threads
+from lora_hpo.training.threads import LentThreads, own_threads
 
 
 def gpu_peak() -> dict[str, float]:
@@ -40,11 +40,11 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         report: Reporter,
         trainable: int,
         labels: tuple[str, ...] | None = None,
-        threads: SharedThreads | None = None,
+        threads: LentThreads | None = None,
     ) -> None:
         self.spec, self.params, self.report = spec, params, report
         # the torch threads it trains on: its own share, more when the driver lends idle slots
-        self.threads = threads or SharedThreads(None, own_threads(spec.resources.cpu))
+        self.threads = threads or LentThreads(None, own_threads(spec.resources.cpu))
         self.trainable, self.labels = trainable, labels
         self.eval_at = set(eval_steps(spec))  # ASHA's rungs, the last step, eval_every
         self.watch = DivergenceWatch(spec.monitor)
@@ -52,22 +52,13 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         self.metrics: dict[str, float] = {}
         self.last: dict[str, Any] = {}
         self.lineage: dict[str, str] = {}  # base revision/hash and data fingerprint (MLflow tags)
-        self.step_time = 0.0  # seconds spent inside training steps (benchmarks read it)
-        self.slot_time = 0.0  # the same in slots: a step on 2 threads of a 1-CPU trial counts 2x
-        self.start_s: float | None = None  # from run_trial's start to the first step
-        self.entered = time.perf_counter()
-        # seconds in evaluation, in the Trainer's checkpoint save, and in earlier reports (a
-        # report blocks until the driver has taken it): where a chunk's non-step time goes
-        self.times = {"time_in_eval_s": 0.0, "time_in_save_s": 0.0, "time_in_report_s": 0.0}
+        self.step_time = 0.0  # seconds spent inside training steps: the trial's throughput
         self._t0 = 0.0
-        self._mark = 0.0
         self._rng: Any = None  # torch's RNG state before an evaluation, restored after it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.threads.poll()
         self._t0 = time.perf_counter()
-        if self.start_s is None:
-            self.start_s = self._t0 - self.entered
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         model = kw.get("model")
@@ -75,12 +66,9 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             model.base_model.update_and_allocate(state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        took = time.perf_counter() - self._t0
-        self.step_time += took
-        self.slot_time += took * self.threads.slot_factor
+        self.step_time += time.perf_counter() - self._t0
         if state.global_step in self.eval_at or state.global_step >= args.max_steps:
             control.should_evaluate = control.should_save = control.should_log = True
-            self._mark = time.perf_counter()
             # an evaluation draws from torch's RNG (each DataLoader iterator takes a seed), which
             # would shift every later dropout mask: training must not depend on eval_every
             self._rng = torch.random.get_rng_state()
@@ -96,26 +84,15 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
             torch.random.set_rng_state(self._rng)
             self._rng = None
         self.metrics = eval_metrics(metrics or {}, self.spec.task)
-        self._mark = self._lap("time_in_eval_s")
-
-    def _lap(self, phase: str) -> float:
-        """Add the time since the last mark to ``phase``; the new mark."""
-        now = time.perf_counter()
-        self.times[phase] += now - self._mark
-        return now
 
     def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-        self._mark = self._lap("time_in_save_s")
         step = state.global_step
         ckpt = Path(args.output_dir) / f"checkpoint-{step}"
         extra = {
             **norm_summary(model),
             "trainable_params": self.trainable,
             "step_time_s": self.step_time,
-            "step_slot_time_s": self.slot_time,
             "threads": self.threads.threads,
-            "start_s": self.start_s or 0.0,
-            **self.times,
             **gpu_peak(),
             **self.lineage,
         }
@@ -131,8 +108,6 @@ class ReportBridge(TrainerCallback):  # type: ignore[misc]
         reason = metrics["diverged_reason"]
         write_record(ckpt, self.params, metrics, self.labels)
         self.last = metrics
-        self._mark = time.perf_counter()
         self.report(metrics, str(ckpt))
-        self._lap("time_in_report_s")
         if reason:
             control.should_training_stop = True

@@ -62,7 +62,7 @@ def write_record(
 ) -> None:
     """The trial record beside a checkpoint: params, metrics, the labels in id order, and the
     checkpoint's other files with their sizes (a copy cut short, by a lost node or a killed
-    process, misses some: ``trainable.newest_checkpoint`` skips it)."""
+    process, misses some: ``trial_checkpoints.newest_checkpoint`` skips it)."""
     record: dict[str, Any] = {"params": params.as_dict(), "metrics": metrics}
     if labels is not None:  # id order: label i is labels[i]
         record["labels"] = list(labels)

@@ -4,8 +4,8 @@ slots are idle (fewer trials left than slots at a study's tail), theirs too.
 The driver (``lora_hpo.search.threads``) writes the count into a small file on the one node
 that runs the study; each trial reads it when the file changes, at the start of a step, and
 sets torch's thread count. A missing or unreadable file leaves the trial on its own share. A
-lone trial on 2 threads trains about 1.6x and evaluates about 1.8x faster than on 1 (bench:
-``python -m bench.overhead.threads``).
+lone trial on 2 threads trained about 1.6x and evaluated about 1.8x faster than on 1
+(``bench/RESULTS.md``, "Threads for a lone trial").
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def read_count(path: str | Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-class SharedThreads:
-    """The trial's side: ``poll()`` at each step's start follows the driver's count, never
-    below the trial's own share nor above the CPUs it may use. ``slot_factor`` is the current
-    threads over the own share: a step on 2 threads of a 1-CPU trial spends 2 slots."""
+class LentThreads:
+    """The thread count a trial follows: its own share, and what the driver lends it through
+    the file at ``path`` (None: nothing is lent). ``poll()`` at each step's start follows the
+    driver's count, never below the trial's own share nor above the CPUs it may use. A plain
+    object: the driver hands it to the trial through Tune (``search.trial_execution``)."""
 
     def __init__(self, path: str | None, own: int) -> None:
         self.path, self.own = path, own
@@ -74,7 +75,3 @@ class SharedThreads:
         if threads != self.threads:
             torch.set_num_threads(threads)
             self.threads = threads
-
-    @property
-    def slot_factor(self) -> float:
-        return self.threads / self.own

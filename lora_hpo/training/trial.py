@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from lora_hpo.spec.schema import StudySpec
@@ -17,8 +16,9 @@ from lora_hpo.training.bridge import ReportBridge, Reporter
 from lora_hpo.training.data import TrialData, collator, trial_data
 from lora_hpo.training.metrics import classification_metrics
 from lora_hpo.training.model import BaseModel, base_model, load_tokenizer, model_source, release
+from lora_hpo.training.optim import build_optimizer, build_schedule, split_head
 from lora_hpo.training.precision import mixed_precision
-from lora_hpo.training.threads import SharedThreads, own_threads
+from lora_hpo.training.threads import LentThreads, own_threads
 
 __all__ = ["Reporter", "prepare", "run_trial"]
 
@@ -75,26 +75,6 @@ def checkpointing_args(on: bool) -> dict[str, Any]:
     return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
-def optimizer(model: Any, spec: StudySpec, params: TrialParams, args: Any) -> Any:
-    """``training.optim`` (transformers' optimizer by that name) over the trainable params; a
-    new task head (PEFT's modules_to_save) may get its own learning rate
-    (``training.head_learning_rate``), since it starts from random weights."""
-    from transformers import Trainer
-
-    head_lr = spec.training.head_learning_rate or params.learning_rate
-    groups: dict[bool, list[Any]] = {True: [], False: []}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups["modules_to_save" in name].append(p)
-    decay = spec.training.weight_decay
-    param_groups = [
-        {"params": groups[False], "lr": params.learning_rate, "weight_decay": decay},
-        {"params": groups[True], "lr": head_lr, "weight_decay": decay},
-    ]
-    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
-    return cls([g for g in param_groups if g["params"]], **kwargs)
-
-
 def _trainer(
     spec: StudySpec, entry: BaseModel, data: TrialData, params: TrialParams, out_dir: str
 ) -> Any:
@@ -102,8 +82,9 @@ def _trainer(
 
     model = attach(entry, params, spec, spec.training.seed)
     args = training_args(spec, params, out_dir)
+    optimizer = build_optimizer(*split_head(model), spec, params, args, model)
     trainer = Trainer(
-        optimizers=(optimizer(model, spec, params, args), None),  # Trainer builds the schedule
+        optimizers=(optimizer, build_schedule(optimizer, spec)),  # the rules a pack trains by
         model=model,
         args=args,
         train_dataset=data.train,
@@ -130,17 +111,16 @@ def run_trial(
     *,
     resume_from: str | None = None,
     workdir: str | None = None,
-    threads_file: str | None = None,
+    threads: LentThreads | None = None,
 ) -> dict[str, Any]:
     """Train one adapter for ``sampled`` params; report at every eval; return the last report.
-    With ``threads_file``, it follows the thread count the driver writes there (idle slots
-    lent to the trials left: ``lora_hpo.training.threads``).
+    With ``threads``, it follows the thread count the driver lends it (idle slots at a study's
+    tail: ``lora_hpo.training.threads``).
 
     Under Ray Tune, ``report`` blocks until the driver has taken the result, and a trial that
     the scheduler stops (ASHA at a rung) ends inside that call; nothing here polls for it."""
     import torch
 
-    entered = time.perf_counter()
     own = own_threads(spec.resources.cpu)
     torch.set_num_threads(own)
     if torch.cuda.is_available():
@@ -152,9 +132,8 @@ def run_trial(
     try:
         trainer = _trainer(spec, entry, data, params, out_dir)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        shared = SharedThreads(threads_file, own)
-        bridge = ReportBridge(spec, params, report, trainable, data.label_names, shared)
-        bridge.entered = entered
+        threads = threads or LentThreads(None, own)
+        bridge = ReportBridge(spec, params, report, trainable, data.label_names, threads)
         bridge.lineage = {"base_revision": entry.revision, "data_fingerprint": data.fingerprint}
         trainer.add_callback(bridge)
         trainer.train(resume_from_checkpoint=resume_from)

@@ -20,7 +20,7 @@ import yaml
 
 from lora_hpo.cli.main import main
 from lora_hpo.cluster import jobs, payload
-from lora_hpo.spec.env import JOB_ENV, WORKER_ENV
+from lora_hpo.search.runtime import WORKER_ENV
 from lora_hpo.spec.errors import UsageError
 from lora_hpo.spec.loader import parse_spec
 from tests.conftest import tiny_study
@@ -148,7 +148,6 @@ def test_job_entry_point_needs_the_embedded_spec(
 ) -> None:
     from lora_hpo.cli.job import main as entry
 
-    monkeypatch.setenv(JOB_ENV, "")  # the entry sets it for its process; undone after the test
     monkeypatch.delenv(payload.SPEC_ENV, raising=False)
     assert entry([]) == 2 and "submit studies with `lora-hpo submit`" in capsys.readouterr().err
     bad = yaml.safe_dump({"name": "x", "task": "nope"})

@@ -48,7 +48,11 @@ def test_every_ray_pod_reads_the_one_bucket_the_storage_configmap_names(kdir: Pa
                 ("AWS_ACCESS_KEY_ID", "access-key-id"),
                 ("AWS_SECRET_ACCESS_KEY", "secret-access-key"),
             ):
-                assert keys[name] | {"optional": True} == {"name": STORAGE, "key": key, "optional": True}, f"{at} {group} {name}"
+                assert keys[name] | {"optional": True} == {
+                    "name": STORAGE,
+                    "key": key,
+                    "optional": True,
+                }, f"{at} {group} {name}"
             pods += 1
     assert pods >= 4  # the RayCluster's and the RayJob's head and workers
 

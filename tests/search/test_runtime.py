@@ -15,10 +15,10 @@ import torch  # noqa: F401  (before ray)
 
 from lora_hpo.search import runtime
 from lora_hpo.search.runtime import fits_share, preloads
-from lora_hpo.spec.env import JOB_ENV
 from lora_hpo.spec.loader import parse_spec
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.scratch import OWNER
+from lora_hpo.training.preload_marks import PRELOADED_ENV
 from tests.conftest import tiny_study
 
 GIB = 1 << 30
@@ -105,27 +105,27 @@ def test_a_local_ray_runs_the_first_trials_in_its_preloaded_prestarted_workers(
 
     monkeypatch.setattr(runtime, "local_cpus", lambda: 2)  # the study fills the node: preload
     monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's word for a new local Ray, as no address
-    for key in ("PL_DISABLE_FORK", JOB_ENV, *runtime.WORKER_ENV, *propagated_env()):
-        monkeypatch.delenv(key, raising=False)  # a driver of its own: no job, no env for Tune
-    assert runtime.start(None, spec_with(tmp_path)) is False  # local, not joined
+    for key in ("PL_DISABLE_FORK", *runtime.WORKER_ENV, *propagated_env()):
+        monkeypatch.delenv(key, raising=False)  # a driver of its own: no env for Tune
+    ray_runtime = runtime.start(None, spec_with(tmp_path))
     try:
-        assert runtime.started_local()
-        marker = Path(os.environ[runtime.PRELOADED_ENV])  # a scratch folder: swept if killed
+        assert ray_runtime.local and ray_runtime.started and not ray_runtime.joined
+        marker = Path(os.environ[PRELOADED_ENV])  # a scratch folder: swept if killed
         assert marker.name.startswith("lora-hpo-preloaded-")
         assert Path(f"{marker}{OWNER}").is_file()
         prestarted = _idle_workers(int(ray.cluster_resources()["CPU"]))
-        assert runtime.wait_preloaded() == 2  # both slots' workers are done
+        assert ray_runtime.wait_preloaded() == 2  # both slots' workers are done
         run = tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0)
         with plain_trial_actors():
             config = tune.TuneConfig(num_samples=2, max_concurrent_trials=2)
             grid = tune.Tuner(_entry, tune_config=config, run_config=run).fit()
         rows = [r.metrics for r in grid]
     finally:
-        runtime.shutdown_started()
+        ray_runtime.close()
     assert {r["pid"] for r in rows} <= prestarted  # no worker booted for a slot
     assert all(r["preloaded"] == list(PRELOADED) for r in rows)
     expected = {**tune_actor_env(), **runtime.WORKER_ENV}  # inherited: no runtime_env
     assert all(r["env"] == expected for r in rows)
     assert tune_actor_env() == {"PL_DISABLE_FORK": "1"}  # Tune's default is back
-    assert runtime.PRELOADED_ENV not in os.environ and runtime.wait_preloaded() == 0
+    assert PRELOADED_ENV not in os.environ and ray_runtime.wait_preloaded() == 0
     assert not marker.exists()

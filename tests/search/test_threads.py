@@ -45,8 +45,9 @@ def test_lending_holds_only_for_cpu_unpacked_trials_on_the_drivers_node(
     assert one_node_total(parse_spec(tiny_study(tiny_assets, **{"search.pack": 2}))) is None
     lone = parse_spec(tiny_study(tiny_assets, **{"search.max_concurrent": 1}))
     with ThreadLending(lone) as lending:  # one slot: nothing to lend
-        assert lending.file is None and lending.callbacks == []
+        assert lending.threads is None and lending.callbacks == []
     with ThreadLending(spec) as lending:
-        assert lending.file is not None and read_count(lending.file) == 1
-        folder = Path(lending.file).parent
+        assert lending.threads is not None and lending.threads.path is not None
+        assert read_count(lending.threads.path) == 1
+        folder = Path(lending.threads.path).parent
     assert not folder.exists()

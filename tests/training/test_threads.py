@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lora_hpo.training import threads
-from lora_hpo.training.threads import SharedThreads, read_count, write_count
+from lora_hpo.training.threads import LentThreads, read_count, write_count
 
 
 @pytest.fixture
@@ -36,10 +36,10 @@ def test_the_trial_follows_the_file_within_its_bounds(
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     path = tmp_path / "threads"
     torch.set_num_threads(1)
-    shared = SharedThreads(str(path), own=1)
+    shared = LentThreads(str(path), own=1)
     assert shared.poll() == 1  # no file yet: its own share
     write_count(path, 2)
-    assert shared.poll() == 2 and torch.get_num_threads() == 2 and shared.slot_factor == 2
+    assert shared.poll() == 2 and torch.get_num_threads() == 2
     write_count(path, 64)
     assert shared.poll() == 4 and torch.get_num_threads() == 4  # the CPUs it may use
     path.write_text("garbage")
@@ -51,9 +51,9 @@ def test_the_trial_follows_the_file_within_its_bounds(
 def test_never_below_its_own_share(tmp_path: Path, restore_threads: None) -> None:
     path = tmp_path / "threads"
     write_count(path, 1)
-    assert SharedThreads(str(path), own=2).poll() == 2
+    assert LentThreads(str(path), own=2).poll() == 2
 
 
 def test_without_a_file_it_keeps_its_share() -> None:
-    shared = SharedThreads(None, own=1)
-    assert shared.poll() == 1 and shared.slot_factor == 1
+    shared = LentThreads(None, own=1)
+    assert shared.poll() == 1

@@ -15,4 +15,4 @@ def run(spec: StudySpec, ctx: StudyContext, restore: bool) -> StudyResult:
     where = study_dir(ctx.storage, spec.name)
     if restore and not can_restore(where):
         raise UsageError(f"NAME_OR_PATH: {where!r} holds no Ray Tune experiment to resume")
-    return run_one(spec, ctx.storage, ctx.callbacks_for(spec), restore=restore)
+    return run_one(spec, ctx.storage, ctx.callbacks_for(spec), ctx.execution(spec), restore=restore)

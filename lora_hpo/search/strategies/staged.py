@@ -147,7 +147,8 @@ def run(spec: StudySpec, ctx: StudyContext, restore: bool, say: Say = print) -> 
 
     def run_stage(stage: StudySpec) -> float | None:
         again = can_restore(study_dir(ctx.storage, stage.name))
-        result = run_one(stage, ctx.storage, ctx.callbacks_for(stage, parent), restore=again)
+        callbacks = ctx.callbacks_for(stage, parent)
+        result = run_one(stage, ctx.storage, callbacks, ctx.execution(stage), restore=again)
         results[stage.name] = result
         return stage_score(result, rank_sweep=stage.name != last_stage)
 
@@ -156,4 +157,5 @@ def run(spec: StudySpec, ctx: StudyContext, restore: bool, say: Say = print) -> 
         ctx.tracking.close_parent(state)
     final = results[stage2_spec(spec, state.plateau_rank or 0).name]
     final.decision = state.decision
+    final.earlier = [t for r in results.values() if r is not final for t in r.trials]
     return final

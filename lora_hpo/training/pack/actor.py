@@ -26,8 +26,7 @@ class PackActor:
 
         quiet_libraries()
         torch.set_num_threads(max(1, int(spec.resources.cpu)))  # as an unpacked trial does
-        where = {k: v for k, v in placement().items() if k != "started_at"}
-        where["pack_pid"] = os.getpid()
+        where = {**placement(), "pack_pid": os.getpid()}  # which pack a trial trained in
         self.runner = PackRunner(spec, capacity, where)
 
     def claim(self, key: str, sampled: dict[str, Any], restore: bytes | None) -> bool:

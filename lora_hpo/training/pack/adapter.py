@@ -1,12 +1,10 @@
 """One packed adapter's training state: its LoRA paths and head copy on the shared model, its
-own AdamW (the head in its own group, ``training.head_learning_rate``), lr schedule,
+own optimizer and lr schedule (``training.optim``: the rules an unpacked trial trains by),
 gradient clipping, data order and divergence watch; saved as a PEFT adapter that
 ``PeftModel.from_pretrained`` loads, plus the state that resume needs."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,11 @@ from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.space import TrialParams
 from lora_hpo.training.model import model_source
 from lora_hpo.training.monitor import DivergenceWatch
+from lora_hpo.training.optim import build_optimizer, build_schedule
 from lora_hpo.training.pack.batches import DataOrder
 from lora_hpo.training.pack.model import PackedModel
+from lora_hpo.training.trial_checkpoints import load_training_state, save_training_state
 
-STATE_FILE = "pack_state.pt"  # optimizer, schedule, data order, loss window
 WEIGHTS = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
 
@@ -30,36 +29,17 @@ class Adapter:
     def __init__(
         self, key: str, spec: StudySpec, params: TrialParams, packed: PackedModel, rows: int
     ) -> None:
-        from transformers import get_scheduler
-
         t = spec.training
         self.key, self.spec, self.params, self.packed = key, spec, params, packed
         self.targets = packed.add(key, params, t.seed)
         lora, head = packed.parameters(key)
         self.weights = lora + head
-        head_lr = t.head_learning_rate or params.learning_rate
-        groups = [
-            {"params": lora, "lr": params.learning_rate},
-            {"params": head, "lr": head_lr},
-        ]
-        self.optimizer = torch.optim.AdamW(
-            [g for g in groups if g["params"]],
-            betas=(0.9, 0.999),
-            eps=1e-8,
-            weight_decay=t.weight_decay,
-            fused=True if t.optim == "adamw_torch_fused" else None,
-        )
-        self.schedule = get_scheduler(
-            t.lr_scheduler,
-            self.optimizer,
-            num_warmup_steps=int(t.warmup_ratio * t.max_steps),
-            num_training_steps=t.max_steps,
-        )
+        self.optimizer = build_optimizer(lora, head, spec, params)  # as an unpacked trial's
+        self.schedule = build_schedule(self.optimizer, spec)
         self.order = DataOrder(rows, t.batch_size, t.seed)
         self.step, self.loss_sum, self.loss_steps = 0, 0.0, 0
         self.watch = DivergenceWatch(spec.monitor)
         self.step_time = 0.0
-        self.claimed_at, self.first_step_at = time.monotonic(), 0.0
 
     @property
     def trainable(self) -> int:
@@ -93,24 +73,21 @@ class Adapter:
     # -- checkpoints -----------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
-        """A PEFT LoRA adapter (weights + config) and this adapter's resume state."""
+        """A PEFT LoRA adapter (weights + config) and the state that resume needs, in the
+        format of an unpacked trial's checkpoint (``trial_checkpoints``)."""
         from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.peft_state_dict().items()}
         save_file(tensors, str(folder / WEIGHTS))
         self.peft_config().save_pretrained(str(folder))
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
+        more = {
             "order": self.order.state_dict(),
-            "step": self.step,
-            "loss": (self.loss_sum, self.loss_steps),
-            "watch": (self.watch.first_norm, self.watch.first_eval_loss),
+            "loss": [self.loss_sum, self.loss_steps],
+            "watch": [self.watch.first_norm, self.watch.first_eval_loss],
             "step_time": self.step_time,
         }
-        torch.save(state, folder / STATE_FILE)
-        (folder / "trainer_state.json").write_text(json.dumps({"global_step": self.step}))
+        save_training_state(folder, self.optimizer, self.schedule, self.step, more)
 
     def load(self, folder: Path) -> None:
         """Resume from ``save``'s files: weights, optimizer, schedule, data position."""
@@ -120,14 +97,11 @@ class Adapter:
         with torch.no_grad():
             for name, tensor in self.peft_state_dict().items():
                 tensor.copy_(weights[name])
-        state = torch.load(folder / STATE_FILE, weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.order.load_state_dict(state["order"])
-        self.step = int(state["step"])
-        self.loss_sum, self.loss_steps = state["loss"]
-        self.watch.first_norm, self.watch.first_eval_loss = state["watch"]
-        self.step_time = float(state["step_time"])
+        self.step, more = load_training_state(folder, self.optimizer, self.schedule)
+        self.order.load_state_dict(more["order"])
+        self.loss_sum, self.loss_steps = more["loss"]
+        self.watch.first_norm, self.watch.first_eval_loss = more["watch"]
+        self.step_time = float(more["step_time"])
 
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
         """The adapter's tensors under PEFT's names (live tensors: ``load`` copies into them)."""

@@ -25,7 +25,7 @@ class NoFreeSlot(RuntimeError):
 def _restore_bytes() -> bytes | None:
     from ray import tune
 
-    from lora_hpo.training.trainable import newest_checkpoint
+    from lora_hpo.training.trial_checkpoints import newest_checkpoint
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -61,7 +61,6 @@ def packed_trainable(
 
     quiet_loggers()
     key = tune.get_context().get_trial_id()
-    started = time.time()
     handle = claim(packs, namespace, key, config, _restore_bytes())
     try:
         while True:
@@ -69,10 +68,7 @@ def packed_trainable(
             with Scratch("packed") as work:
                 folder = unpack_folder(blob, Path(work) / f"checkpoint-{metrics['step']}")
                 ckpt = tune.Checkpoint.from_directory(str(folder))
-                tune.report(
-                    {**metrics, "started_at": started, "reported_at": time.time()},
-                    checkpoint=ckpt,
-                )
+                tune.report(metrics, checkpoint=ckpt)
             if metrics["status"] != "running":
                 return
     finally:

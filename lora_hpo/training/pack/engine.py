@@ -96,8 +96,6 @@ class Engine:
     def train_step(self, adapters: list[Adapter]) -> None:
         """One optimizer step for each of ``adapters``, in one forward and one backward."""
         t0 = time.perf_counter()
-        for adapter in adapters:
-            adapter.first_step_at = adapter.first_step_at or time.monotonic()
         parts = [self.data.train[a.order.next()] for a in adapters]
         batch = concat_right_padded(parts, self.tokenizer.pad_token_id)
         rows = [len(p["input_ids"]) for p in parts]

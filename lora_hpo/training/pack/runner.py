@@ -11,7 +11,6 @@ the training thread; the trials' calls only queue work and wait on the condition
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
@@ -19,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_hpo.spec.files import TRIAL_FILE
 from lora_hpo.spec.schema import StudySpec
 from lora_hpo.spec.scratch import Scratch
 from lora_hpo.training.pack.archive import pack_folder, unpack_folder
 from lora_hpo.training.pack.engine import Engine
+from lora_hpo.training.trial_checkpoints import final_report
 
 LEASE_S = 600.0  # a slot whose trial has not come back for this long is freed
 
@@ -33,7 +32,6 @@ class Slot:
     key: str
     sampled: dict[str, Any]
     restore: bytes | None
-    claimed_at: float = field(default_factory=time.monotonic)
     seen_at: float = field(default_factory=time.monotonic)
     adapter: Any = None
     waiting: bool = False  # reported; trains again when its trial asks for the next report
@@ -179,7 +177,6 @@ class PackRunner:
                 resume = Path(self.work.name) / f"restore-{slot.key}"
                 unpack_folder(slot.restore, resume)
             adapter = engine.add(slot.key, slot.sampled, resume)
-            adapter.claimed_at = slot.claimed_at
         except Exception:
             with self.cond:
                 slot.error = traceback.format_exc()
@@ -191,14 +188,13 @@ class PackRunner:
                 slot.adapter = adapter
         if not kept:
             engine.drop(slot.key)
-        elif resume is not None and adapter.step >= self.spec.training.max_steps:
-            self._report_again(slot, resume)
+        elif resume is not None and (final := final_report(resume, self.spec)) is not None:
+            self._report_again(slot, resume, final)
 
-    def _report_again(self, slot: Slot, folder: Path) -> None:
+    def _report_again(self, slot: Slot, folder: Path, metrics: dict[str, Any]) -> None:
         """A trial restored from its final checkpoint (its driver died after the last report)
         reports that checkpoint's record again, as an unpacked trial does, and trains no
-        further step."""
-        metrics = json.loads((folder / TRIAL_FILE).read_text())["metrics"]
+        further step (``trial_checkpoints.final_report``)."""
         blob = pack_folder(folder)
         with self.cond:
             slot.report, slot.waiting, slot.final = (metrics, blob), True, True
@@ -223,9 +219,7 @@ class PackRunner:
         for slot in due:
             adapter = slot.adapter
             folder = Path(self.work.name) / f"{slot.key}-{adapter.step}"
-            start_s = adapter.first_step_at - adapter.claimed_at if adapter.first_step_at else 0.0
-            extra = {"start_s": start_s, **self.placement}
-            metrics = engine.report(adapter, evaluated[slot.key], folder, extra)
+            metrics = engine.report(adapter, evaluated[slot.key], folder, self.placement)
             blob = pack_folder(folder)
             _remove_tree(folder)
             with self.cond:
