@@ -36,7 +36,7 @@ SPEC: dict[str, Any] = {
 
 def _engine_rate(spec: Any, k: int, steps: int) -> float:
     """Trial-steps per second of k adapters packed on one engine (median of 3 blocks)."""
-    from lora_hpo.training.pack.engine import Engine
+    from lora_hpo.training.pack.pack_engine import Engine
 
     engine = Engine(spec)
     adapters = [engine.add(f"t{i}", CONFIG | {"r": 4 * (1 + i % 2)}) for i in range(k)]
@@ -53,8 +53,8 @@ def _engine_rate(spec: Any, k: int, steps: int) -> float:
 
 def _trainer_rate(steps: int) -> float:
     """Steps per second of one unpacked trial (transformers' Trainer), from its step timer."""
-    from lora_hpo.spec.loader import parse_spec
-    from lora_hpo.training.trial import run_trial
+    from lora_hpo.spec.spec_loader import parse_spec
+    from lora_hpo.training.trainer_trial import run_trial
 
     short = copy.deepcopy(SPEC)
     short["training"] |= {"max_steps": 3 * steps + 3}
@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from lora_hpo.spec.loader import parse_spec
+    from lora_hpo.spec.spec_loader import parse_spec
 
     torch.set_num_threads(1)
     spec = parse_spec(SPEC)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lora_hpo.spec.errors import SpecError
-from lora_hpo.spec.loader import load_spec
-from lora_hpo.spec.space import compile_space, derive
+from lora_hpo.spec.search_space import compile_space, derive
+from lora_hpo.spec.spec_errors import SpecError
+from lora_hpo.spec.spec_loader import load_spec
 
 __all__ = [
     "SpecError",
@@ -27,10 +27,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "best_configs": "lora_hpo.analysis.results",
-    "export_adapter": "lora_hpo.analysis.results",
-    "run_study": "lora_hpo.search.study",
-    "resume_study": "lora_hpo.search.study",
+    "best_configs": "lora_hpo.analysis.best_configs",
+    "export_adapter": "lora_hpo.analysis.best_configs",
+    "run_study": "lora_hpo.search.study_runner",
+    "resume_study": "lora_hpo.search.study_runner",
 }
 
 

@@ -109,8 +109,8 @@ FAKE_TOKEN = "hf_lorahpoFAKEtoken0123456789abcdef"  # planted in HF_TOKEN; must 
 @dataclass
 class TrackedStudy:
     spec: Any
-    result: Any  # lora_hpo.search.result.StudyResult
-    tracker: Any  # lora_hpo.tracking.tracker.MLflowTracker
+    result: Any  # lora_hpo.search.study_result.StudyResult
+    tracker: Any  # lora_hpo.tracking.mlflow_tracker.MLflowTracker
     uri: str
     marks: dict[str, float]  # down, restart, up (the outage), end (of the study)
     told: str  # what the tracker told the user (stderr)
@@ -146,9 +146,9 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     tracking URI carries the token too, as a password. Adapters: the top 2."""
     if server.uri in _SHARED:
         return _SHARED[server.uri]
-    from lora_hpo.search.study import run_study
-    from lora_hpo.spec.loader import parse_spec
-    from lora_hpo.tracking.study import StudyTracking
+    from lora_hpo.search.study_runner import run_study
+    from lora_hpo.spec.spec_loader import parse_spec
+    from lora_hpo.tracking.study_tracking import StudyTracking
     from tests.conftest import tiny_study
 
     uri = f"http://lora:{FAKE_TOKEN}@127.0.0.1:{server.port}"

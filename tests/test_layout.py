@@ -86,8 +86,8 @@ def test_no_module_of_the_product_names_a_benchmark_only_field() -> None:
 
 @pytest.mark.slow
 def test_a_trial_reports_only_its_documented_fields(tiny_assets: Path) -> None:
-    from lora_hpo.spec.loader import parse_spec
-    from lora_hpo.training.trial import run_trial
+    from lora_hpo.spec.spec_loader import parse_spec
+    from lora_hpo.training.trainer_trial import run_trial
     from tests.conftest import tiny_study
 
     spec = parse_spec(tiny_study(tiny_assets, **{"training.max_steps": 10}))

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lora_hpo.spec.guardrails import guardrail_warnings
-from lora_hpo.spec.loader import load_spec
-from lora_hpo.spec.params import bounds
-from lora_hpo.spec.registry import RANK_BANDS
+from lora_hpo.spec.registries import RANK_BANDS
+from lora_hpo.spec.space_params import bounds
+from lora_hpo.spec.spec_loader import load_spec
 from tests.conftest import REPO
 
 FILES = sorted((REPO / "search_spaces").glob("*.yaml"))

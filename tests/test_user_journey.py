@@ -55,7 +55,7 @@ print(right / len(rows))
 
 
 def _write_project(root: Path) -> Path:
-    from lora_hpo.training.demos import load_demo_dataset
+    from lora_hpo.training.demo_assets import load_demo_dataset
 
     articles = load_demo_dataset("bbc-news")
     names = articles.features["label"].names

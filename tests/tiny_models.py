@@ -66,3 +66,19 @@ def write_copy_task(path: Path, n: int = 200) -> Path:
         rows.append({"prompt": "say " + " ".join(seq), "completion": " " + nxt})
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
+
+
+def weights_hash(model: Any) -> str:
+    """An exact content hash of a model's weights (every byte of every tensor, quantized ones
+    included): a trial must leave the cached base unchanged."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]

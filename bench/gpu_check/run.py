@@ -57,8 +57,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def _run_cases(cpu: bool, wanted: list[str], work: Path) -> list[dict[str, Any]]:
     import ray
 
-    from lora_hpo.search.study import run_study
-    from lora_hpo.spec.loader import parse_spec
+    from lora_hpo.search.study_runner import run_study
+    from lora_hpo.spec.spec_loader import parse_spec
 
     tiny = _tiny_model(work) if cpu else None
     rows = []
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cpu and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; use --cpu for the smoke run", file=sys.stderr)
         return 2
-    from lora_hpo.training.quiet import quiet_libraries
+    from lora_hpo.training.quiet_logs import quiet_libraries
 
     quiet_libraries()
     work = Path(tempfile.mkdtemp(prefix="lora-hpo-gpu-check-"))
@@ -107,7 +107,7 @@ def _tiny_model(work: Path) -> Path:
     """A tiny random Llama (with MiniLM's tokenizer, which loads at once) for the CPU mode."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from lora_hpo.training.demos import demo_model_dir
+    from lora_hpo.training.demo_assets import demo_model_dir
 
     folder = work / "tiny-llama"
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir("minilm-l6"))

@@ -38,7 +38,7 @@ def method_data(task: str, settings: dict[str, Any], variant: str, seed: int, tr
     """The study a method runs on the task, as spec data: its space, sampler, ASHA or not,
     ``trials`` trials in all (staged: stage 1's sweep, at most ``trials`` a rank, then the rest
     in stage 2, at least 2)."""
-    from lora_hpo.spec.loader import spec_to_dict
+    from lora_hpo.spec.spec_loader import spec_to_dict
 
     name, _, asha = variant.partition("+")
     if name == "staged":
@@ -79,7 +79,7 @@ def run_method(data: dict[str, Any], work: Path) -> dict[str, Any]:
         text=True,
         check=True,
     )
-    from lora_hpo.search.storage import read_results
+    from lora_hpo.search.study_storage import read_results
 
     dirs = sorted(d for d in (cwd / "studies").iterdir() if d.is_dir())  # staged: each stage's
     ends = [rows[-1] for d in dirs for rows in read_results(str(d)) if rows]

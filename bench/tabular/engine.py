@@ -3,13 +3,13 @@
 Event-driven, with the concurrency of a real study (two trials at once): a trial's reports
 arrive at its eval steps, at its start time plus the cumulative step time the table recorded,
 and events are handled in time order. Each report goes to Ray Tune's own ``ASHAScheduler``,
-built with the product's arguments (``lora_hpo.search.tuner.scheduler``: ``time_attr="step"``)
+built with the product's arguments (``lora_hpo.search.tune_study.scheduler``: ``time_attr="step"``)
 and fed through its public ``on_trial_add`` / ``on_trial_result`` / ``on_trial_complete`` as
 Tune's controller feeds it; and to the Optuna trial as OptunaSearch does (``report`` while it
 runs, ``tell`` with the last value when it ends). A freed slot asks the sampler for the next
-trial at once. Sampled params go through ``lora_hpo.spec.space.derive`` and snap to the nearest
-grid point. A ``Run`` (one search, possibly several studies) counts trial-steps and keeps the
-incumbent, chosen by lora-hpo's ranking rule, after every trial that ends.
+trial at once. Sampled params go through ``lora_hpo.spec.search_space.derive`` and snap to
+the nearest grid point. A ``Run`` (one search, possibly several studies) counts trial-steps
+and keeps the incumbent, chosen by lora-hpo's ranking rule, after every trial that ends.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.tabular.table import WORST, Table
-from lora_hpo.spec.outcome import ranked, trial_status
-from lora_hpo.spec.registry import make_sampler
-from lora_hpo.spec.schema import SpaceSpec
-from lora_hpo.spec.space import compile_space, derive
+from lora_hpo.spec.registries import make_sampler
+from lora_hpo.spec.search_space import compile_space, derive
+from lora_hpo.spec.spec_schema import SpaceSpec
+from lora_hpo.spec.trial_outcome import ranked, trial_status
 
 MAX_TRIALS = 1000  # per study
 METRIC = "value"  # the metric's key in the results the scheduler gets
@@ -98,7 +98,7 @@ class _Trial:
 
 
 def asha_scheduler(table: Table, asha: dict[str, Any]) -> Any:
-    """Ray Tune's ASHA with the product's arguments (``lora_hpo.search.tuner.scheduler``);
+    """Ray Tune's ASHA with the product's arguments (``lora_hpo.search.tune_study.scheduler``);
     metric and mode, which Tune passes on from the study, given here."""
     from ray.tune.schedulers import ASHAScheduler
 

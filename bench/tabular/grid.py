@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from bench.layered import merged
-from lora_hpo.spec.loader import parse_spec
-from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.spec_loader import parse_spec
+from lora_hpo.spec.spec_schema import StudySpec
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

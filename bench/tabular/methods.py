@@ -21,9 +21,9 @@ from typing import Any
 
 from bench.tabular.engine import Finished, Run, StudyPlan, run_study
 from bench.tabular.grid import task_raw
-from lora_hpo.search.strategies.staged import run_staged
-from lora_hpo.spec.loader import parse_spec
-from lora_hpo.spec.schema import SpaceSpec, StudySpec
+from lora_hpo.search.strategies.staged_study import run_staged
+from lora_hpo.spec.spec_loader import parse_spec
+from lora_hpo.spec.spec_schema import SpaceSpec, StudySpec
 
 SEARCHERS = {  # name -> (sampler, learning-rate dialect)
     "random": ("random", "lr"),

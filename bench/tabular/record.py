@@ -34,7 +34,7 @@ def table_path(out: Path, smoke: bool) -> Path:
 
 def _init_worker() -> None:
     """One torch thread per worker; quiet libraries."""
-    from lora_hpo.training.quiet import quiet_libraries
+    from lora_hpo.training.quiet_logs import quiet_libraries
 
     quiet_libraries()
     import torch
@@ -69,7 +69,7 @@ def _row(task: str, cfg: grid.Config, m: dict[str, Any], elapsed: float) -> dict
 
 def trial_rows(task: str, smoke: bool, config: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """Train one grid point (in a worker); its rows, and an error message if it failed."""
-    from lora_hpo.training.trial import run_trial
+    from lora_hpo.training.trainer_trial import run_trial
 
     key = (task, smoke)
     if key not in _SPECS:

@@ -1,8 +1,9 @@
 """``lora-hpo``: the command line. Exit 0 on success, 2 on bad input, 1 on a runtime failure.
 
-Each command group registers itself from its own module: ``study`` (validate, show-space, run,
-resume), ``results`` (best, export), ``insight`` (report, transfer), ``cluster`` (submit,
-status, logs, stop). Heavy modules are imported only when a command runs.
+Each command group registers itself from its own module: ``study_commands`` (validate,
+show-space, run, resume), ``result_commands`` (best, export, predict), ``insight_commands``
+(report, transfer), ``cluster_commands`` (submit, status, logs, stop). Heavy modules are
+imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lora_hpo.cli import cluster, insight, results, study
-from lora_hpo.spec.errors import SpecError, UsageError
+from lora_hpo.cli import cluster_commands, insight_commands, result_commands, study_commands
+from lora_hpo.spec.spec_errors import SpecError, UsageError
 
-GROUPS = (study, results, insight, cluster)
+GROUPS = (study_commands, result_commands, insight_commands, cluster_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, on_cluster: bool = False) -> int:
-    """``on_cluster``: this process is a submitted job's driver (``job.py``), which ``run``
+    """``on_cluster``: this process is a submitted job's driver (``job_entry.py``), which ``run``
     tells its preflight and its Ray start."""
     parser = build_parser()
     args = parser.parse_args(argv)

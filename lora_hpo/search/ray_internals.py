@@ -9,7 +9,7 @@ instead of silently turning a feature off.
   with a runtime_env one of the worker processes it prestarts with the node, so each slot
   would boot a fresh process. On a local Ray that lora-hpo starts, the workers inherit the
   driver's environment anyway, so the actors need no runtime_env and take the prestarted
-  (and preloaded: ``runtime.py``) workers.
+  (and preloaded: ``ray_runtime.py``) workers.
 
 (Early stopping needs no private API: a function trainable's ``tune.report`` blocks until
 the driver takes the result, and a trial that ASHA stops ends inside that call.)

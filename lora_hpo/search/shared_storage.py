@@ -14,8 +14,8 @@ import secrets
 import sys
 from typing import Any
 
-from lora_hpo.spec.errors import UsageError
-from lora_hpo.spec.files import read_text, write_text
+from lora_hpo.files.small_files import read_text, write_text
+from lora_hpo.spec.spec_errors import UsageError
 
 PROBE_TIMEOUT_S = 30.0  # a node whose probe has not answered by then is left unchecked
 MARKER = ".lora-hpo-shared-"

@@ -1,14 +1,14 @@
 """How a study's trials execute: one seam, chosen once per study beside the strategy
-(``execution_for``) and used by the single-study runner (``tuner.run_one``) for each Ray Tune
+(``execution_for``) and used by the single-study runner (``tune_study.run_one``) for each Ray Tune
 study the strategy runs.
 
 - ``TrainerTrials``: each trial is a Tune actor that trains one adapter with transformers'
-  Trainer (``training.trainable``). The local speed-ups apply where they can: on a local Ray
+  Trainer (``training.tune_trainable``). The local speed-ups apply where they can: on a local Ray
   this process started, the trial actors take the workers Ray prestarts, already preloaded
-  (``ray_internals.plain_trial_actors``, ``runtime.local_options``); on a one-node Ray, at a
-  study's tail the idle slots lend their threads to the trials left (``threads``).
+  (``ray_internals.plain_trial_actors``, ``ray_runtime.local_options``); on a one-node Ray, at a
+  study's tail the idle slots lend their threads to the trials left (``thread_lending``).
 - ``PackedTrials`` (``search.pack`` > 1): K trials share one frozen base in a pack actor; each
-  trial is a thin Tune client of a pack (``training.pack.client``). The packs start before the
+  trial is a thin Tune client of a pack (``training.pack.pack_client``). The packs start before the
   study and stop after it.
 
 An execution is a context entered for one Tune study: it owns the trainable (with the
@@ -21,8 +21,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lora_hpo.search.runtime import RayRuntime
-from lora_hpo.spec.schema import StudySpec
+from lora_hpo.search.ray_runtime import RayRuntime
+from lora_hpo.spec.spec_schema import StudySpec
 
 
 class TrialExecution(Protocol):
@@ -61,13 +61,13 @@ class TrainerTrials:
         self._lending: Any = None
 
     def __enter__(self) -> TrainerTrials:
-        from lora_hpo.search.threads import ThreadLending
+        from lora_hpo.search.thread_lending import ThreadLending
 
         if self.local:
             from lora_hpo.search.ray_internals import plain_trial_actors
 
             self._stack.enter_context(plain_trial_actors())
-        # lends only where every trial runs on this driver's node, on CPU (``threads``)
+        # lends only where every trial runs on this driver's node, on CPU (``thread_lending``)
         self._lending = self._stack.enter_context(ThreadLending(self.spec))
         return self
 
@@ -78,7 +78,7 @@ class TrainerTrials:
     def trainable(self) -> Any:
         from ray import tune
 
-        from lora_hpo.training.trainable import tune_trainable
+        from lora_hpo.training.tune_trainable import tune_trainable
 
         threads = self._lending.threads if self._lending is not None else None
         trainable = tune.with_parameters(tune_trainable, spec=self.spec, threads=threads)
@@ -98,7 +98,7 @@ class PackedTrials:
         self._packs: list[str] = []
 
     def __enter__(self) -> PackedTrials:
-        from lora_hpo.search.packs import started_packs
+        from lora_hpo.search.pack_actors import started_packs
 
         self._packs = self._stack.enter_context(started_packs(self.spec))
         return self
@@ -110,8 +110,8 @@ class PackedTrials:
     def trainable(self) -> Any:
         from ray import tune
 
-        from lora_hpo.search.packs import NAMESPACE, client_resources
-        from lora_hpo.training.pack.client import packed_trainable
+        from lora_hpo.search.pack_actors import NAMESPACE, client_resources
+        from lora_hpo.training.pack.pack_client import packed_trainable
 
         client = tune.with_parameters(
             packed_trainable, spec=self.spec, packs=self._packs, namespace=NAMESPACE

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from lora_hpo.spec.params import bounds, can_be
-from lora_hpo.spec.registry import RANK_BANDS
-from lora_hpo.spec.schema import SpaceSpec, StudySpec
+from lora_hpo.spec.registries import RANK_BANDS
+from lora_hpo.spec.space_params import bounds, can_be
+from lora_hpo.spec.spec_schema import SpaceSpec, StudySpec
 
 
 def max_alpha_ratio(space: SpaceSpec) -> float:

@@ -1,12 +1,12 @@
 """The search space section of a spec: each parameter fixed, a range or a list of choices
-(``params.py``), alpha given one of three ways, the learning rate directly or as a step size,
+(``space_params.py``), alpha given one of three ways, the learning rate directly or as a step size,
 and AdaLoRA's budget settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lora_hpo.spec.params import Fixed, Param, doc
+from lora_hpo.spec.space_params import Fixed, Param, doc
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,6 @@ class SpaceSpec:
     )
     adapter: Param = field(default=Fixed("lora"), metadata=doc("lora or adalora", param=str))
     adalora: AdaLoraSpec = field(default_factory=AdaLoraSpec)
-
-    @property
-    def lr_mode(self) -> str:
-        """Whether the space gives the learning rate directly or as a step size."""
-        return "step_size" if self.step_size is not None else "learning_rate"
 
     @property
     def alpha_mode(self) -> str:

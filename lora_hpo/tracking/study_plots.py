@@ -1,8 +1,9 @@
 """The pictures of a study, drawn from its trials: the rank-plateau curve (metric vs r), scale
 sensitivity (metric vs α/r, or α/√r with rsLoRA), metric vs learning rate, the (lr, s) ridge,
 parameter importance (Optuna's fANOVA) and the learning curves with ASHA's stop points marked;
-PNGs plus an HTML page. The study's own run gets them when the study ends (``study.py``), and
-``lora-hpo report`` draws them again from MLflow (``analysis.report``)."""
+PNGs plus an HTML page. The study's own run gets them when the study ends
+(``study_tracking``), and ``lora-hpo report`` draws them again from MLflow
+(``analysis.study_report``)."""
 
 from __future__ import annotations
 

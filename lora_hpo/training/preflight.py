@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lora_hpo.spec.errors import UsageError
-from lora_hpo.spec.memory import Shape, describe_memory, estimate_for
-from lora_hpo.spec.params import listed
-from lora_hpo.spec.schema import StudySpec
-from lora_hpo.training.adapters import LINEAR_KINDS, resolve_targets
-from lora_hpo.training.data import check_splits, load_raw
-from lora_hpo.training.encode import encode_splits
-from lora_hpo.training.model import load_tokenizer, model_source
+from lora_hpo.spec.memory_estimate import Shape, describe_memory, estimate_for
+from lora_hpo.spec.space_params import listed
+from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.training.base_model import load_tokenizer, model_source
+from lora_hpo.training.lora_adapters import LINEAR_KINDS, resolve_targets
+from lora_hpo.training.row_encoding import encode_splits
+from lora_hpo.training.trial_data import check_splits, load_raw
 
 SAMPLE_ROWS = 8
 HINT_CLUSTER = (

@@ -1,6 +1,6 @@
 """How a local Ray's prestarted workers tell the driver that their preload is done: the driver
 names a folder in ``PRELOADED_ENV`` before it starts Ray (the workers inherit it), and each
-worker leaves a file named by its pid there once ``lora_hpo.training.preload`` has imported
+worker leaves a file named by its pid there once ``lora_hpo.training.worker_preload`` has imported
 the trial's modules. Light on purpose: the driver imports it, and must not import torch."""
 
 from __future__ import annotations

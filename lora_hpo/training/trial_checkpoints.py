@@ -1,7 +1,7 @@
 """A trial's checkpoint, one format for a trial that transformers' Trainer trains and for a
 packed adapter: the PEFT adapter (``adapter_model.safetensors``, ``adapter_config.json``), the
 optimizer and schedule states under the Trainer's names (``optimizer.pt``, ``scheduler.pt``),
-``trainer_state.json`` with the step, and the trial record (``training.report.write_record``)
+``trainer_state.json`` with the step, and the trial record (``training.trial_report.write_record``)
 that lists every other file with its size. The rules that must agree between the two are here:
 which of a trial's checkpoints it resumes from (the newest complete one), how training state
 is saved and read back (tensors and plain values only: read with ``weights_only=True``, since
@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lora_hpo.spec.files import TRIAL_FILE
-from lora_hpo.spec.schema import StudySpec
+from lora_hpo.files.file_names import TRIAL_FILE
+from lora_hpo.spec.spec_schema import StudySpec
 
 OPTIMIZER = "optimizer.pt"
 SCHEDULER = "scheduler.pt"

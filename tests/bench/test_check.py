@@ -13,7 +13,7 @@ import pytest
 
 from bench.tabular import check
 from bench.tabular.grid import task_settings
-from lora_hpo.spec.loader import parse_spec
+from lora_hpo.spec.spec_loader import parse_spec
 from tests.conftest import REPO
 
 

@@ -15,7 +15,7 @@ import pytest
 from bench.tabular import engine, grid, methods, simulate, summary
 from bench.tabular.engine import Run, StudyPlan, run_study
 from bench.tabular.table import Table
-from lora_hpo.spec.space import derive
+from lora_hpo.spec.search_space import derive
 from tests.bench.tabular_synth import write_synthetic
 
 
@@ -81,7 +81,7 @@ def test_budget_and_trial_steps_without_asha(table: Table) -> None:
 def test_asha_is_rays_scheduler_with_the_products_arguments(table: Table) -> None:
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-    from lora_hpo.search.tuner import scheduler
+    from lora_hpo.search.tune_study import scheduler
 
     ours = engine.asha_scheduler(table, table.settings["asha"])
     product = scheduler(grid.trial_spec("minilm-bbc", table.settings))

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lora_hpo.spec.loader import load_spec, parse_spec
-from lora_hpo.spec.schema import StudySpec
+from lora_hpo.spec.spec_loader import load_spec, parse_spec
+from lora_hpo.spec.spec_schema import StudySpec
 from tests.conftest import REPO
 from tests.k8s.render import (
     BASE,

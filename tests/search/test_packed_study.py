@@ -70,7 +70,7 @@ def test_packed_trials_are_each_a_trial_with_its_own_run(
         assert steps == [5, 10, 15, 20][: len(steps)], steps
         stopped = run.data.tags["status"] == "stopped_early"
         assert steps[-1] in ((5, 10) if stopped else (20,)), (run.data.tags["status"], steps)
-    from lora_hpo.search.storage import read_results
+    from lora_hpo.search.study_storage import read_results
 
     pids = {
         row["pack_pid"]
@@ -92,7 +92,7 @@ def test_a_killed_packed_study_resumes_every_trial_from_its_checkpoint(
 ) -> None:
     """kill -9 of the driver (and with it the packs) mid-study; ``resume`` starts new packs,
     and each unfinished trial hands its checkpoint to one of them and runs to the end."""
-    from lora_hpo.search.storage import read_results
+    from lora_hpo.search.study_storage import read_results
     from tests.live_driver import LiveDriver
 
     over = {"search.num_samples": 6, "training.max_steps": 30, "search.pack": 2,

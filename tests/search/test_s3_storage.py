@@ -131,7 +131,7 @@ def test_a_killed_driver_resumes_from_a_fresh_directory(
         mlflow_server.uri,
         cache=tmp_path / "other-machine-cache",
     )
-    from lora_hpo.search.storage import read_results
+    from lora_hpo.search.study_storage import read_results
 
     # as lora-hpo reads the study (transfer --study): each trial's reports end at its last step
     last = sorted(rows[-1]["step"] for rows in read_results(f"{ROOT}/s3-kill"))

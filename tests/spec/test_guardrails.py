@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from lora_hpo.spec.guardrails import guardrail_warnings, max_alpha_ratio
-from lora_hpo.spec.loader import parse_spec
+from lora_hpo.spec.spec_loader import parse_spec
 from tests.conftest import BASE_SPEC
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import optuna
 import pytest
 
-from lora_hpo.spec.errors import SpecError
 from lora_hpo.spec.guardrails import guardrail_warnings
-from lora_hpo.spec.loader import parse_spec, spec_to_dict
-from lora_hpo.spec.space import compile_space, derive, describe
+from lora_hpo.spec.search_space import compile_space, derive, describe
+from lora_hpo.spec.spec_errors import SpecError
+from lora_hpo.spec.spec_loader import parse_spec, spec_to_dict
 from tests.conftest import BASE_SPEC
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

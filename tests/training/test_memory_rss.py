@@ -20,9 +20,9 @@ PROBE = """
 import copy, gc, json, sys
 import psutil, torch, transformers
 from tests.conftest import BASE_SPEC
-from lora_hpo.spec.loader import parse_spec
-from lora_hpo.spec.memory import estimate_for, shape_from_folder
-from lora_hpo.training.demos import existing_model_dir, load_demo_dataset
+from lora_hpo.spec.spec_loader import parse_spec
+from lora_hpo.spec.memory_estimate import estimate_for, shape_from_folder
+from lora_hpo.training.demo_assets import existing_model_dir, load_demo_dataset
 seq, batch = int(sys.argv[1]), int(sys.argv[2])
 d = copy.deepcopy(BASE_SPEC)
 d["data"].update(max_train_samples=200, max_eval_samples=32, max_length=seq)
@@ -30,7 +30,7 @@ d["training"] = {"max_steps": 4, "eval_every": 2, "batch_size": batch}
 d["search"]["scheduler"]["grace_period"] = 2
 spec = parse_spec(d)
 load_demo_dataset("bbc-news")
-from lora_hpo.training.trial import run_trial
+from lora_hpo.training.trainer_trial import run_trial
 gc.collect()
 proc = psutil.Process()
 base, peak = proc.memory_info().rss, [0]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lora_hpo.spec.errors import UsageError
-from lora_hpo.spec.loader import parse_spec
+from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.spec.spec_loader import parse_spec
 from lora_hpo.training.preflight import preflight
 from tests.conftest import BASE_SPEC
 

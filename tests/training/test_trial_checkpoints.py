@@ -4,6 +4,7 @@ a trial restored from its final checkpoint reports it again."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -14,10 +15,10 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
     be half-copied (a lost node): only one whose record's files are all there counts."""
     from ray import tune
 
-    from lora_hpo.spec.files import TRIAL_FILE
-    from lora_hpo.spec.space import TrialParams
-    from lora_hpo.training.report import write_record
+    from lora_hpo.files.file_names import TRIAL_FILE
+    from lora_hpo.spec.search_space import TrialParams
     from lora_hpo.training.trial_checkpoints import newest_checkpoint
+    from lora_hpo.training.trial_report import write_record
 
     trial = tmp_path / "trial"
     params = TrialParams(4, 8.0, False, 1e-3, 0.0, "attention", "lora")
@@ -61,13 +62,13 @@ def test_training_state_reads_back_with_weights_only(tmp_path: Path) -> None:
 
 
 def test_a_final_checkpoint_is_reported_again(tmp_path: Path) -> None:
-    from lora_hpo.spec.loader import parse_spec
-    from lora_hpo.spec.space import TrialParams
-    from lora_hpo.training.report import write_record
+    from lora_hpo.spec.search_space import TrialParams
+    from lora_hpo.spec.spec_loader import parse_spec
     from lora_hpo.training.trial_checkpoints import final_report
+    from lora_hpo.training.trial_report import write_record
     from tests.conftest import BASE_SPEC
 
-    spec = parse_spec(BASE_SPEC)  # max_steps 20
+    spec = parse_spec(copy.deepcopy(BASE_SPEC), overrides=["training.max_steps=20"])
     params = TrialParams(4, 8.0, False, 1e-3, 0.0, "attention", "lora")
     write_record(tmp_path, params, {"step": 10}, None)
     assert final_report(tmp_path, spec) is None  # training goes on

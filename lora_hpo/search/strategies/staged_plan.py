@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lora_hpo.spec.params import Fixed, Range, can_be
-from lora_hpo.spec.schema import SpaceSpec, StudySpec
+from lora_hpo.spec.space_params import Fixed, Range, can_be
+from lora_hpo.spec.spec_schema import SpaceSpec, StudySpec
 
 
 def ranks(spec: StudySpec) -> list[int]:

@@ -19,7 +19,7 @@ PROBE = """
 import copy, json, resource, sys
 import torch
 from tests.conftest import BASE_SPEC
-from lora_hpo.spec.loader import parse_spec
+from lora_hpo.spec.spec_loader import parse_spec
 d = copy.deepcopy(BASE_SPEC)
 d["data"].update(max_train_samples=200, max_eval_samples=32)
 d["training"] = {"max_steps": 4, "eval_every": 2, "batch_size": 16}
@@ -27,7 +27,7 @@ d["search"]["scheduler"]["grace_period"] = 2
 spec = parse_spec(d)
 config = {"r": 8, "alpha_ratio": 1.0, "learning_rate": 1e-3}
 if sys.argv[1] == "packed":
-    from lora_hpo.training.pack.engine import Engine
+    from lora_hpo.training.pack.pack_engine import Engine
     engine = Engine(spec)
     adapters = [engine.add(f"t{i}", config | {"r": 4 * (1 + i % 2)}) for i in range(4)]
     while adapters[0].step < 4:
@@ -35,7 +35,7 @@ if sys.argv[1] == "packed":
         if engine.due(adapters[0]):
             engine.evaluate(adapters)
 else:
-    from lora_hpo.training.trial import run_trial
+    from lora_hpo.training.trainer_trial import run_trial
     run_trial(spec, config, lambda m, c: None)
 print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """

@@ -1,0 +1,164 @@
+"""One Ray Tune study: OptunaSearch (+ ConcurrencyLimiter) and ASHA over the trainable that
+the study's execution gives (``trial_execution``), with failure handling, checkpoint retention
+and storage; run fresh or restored. Only Ray Tune's objects are assembled here.
+
+This is the single-study runner that every strategy uses; it never imports a strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lora_hpo.search.ray_internals import replace_callbacks
+from lora_hpo.search.study_result import StudyResult, summarize
+from lora_hpo.search.study_storage import prune_checkpoints, study_dir, write_spec
+from lora_hpo.search.trial_execution import TrialExecution
+from lora_hpo.search.trial_failures import FailureWatch, summarize_failures
+from lora_hpo.spec.search_space import compile_space
+from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.spec.spec_schema import StudySpec
+
+KEEP_CHECKPOINTS = 2  # per trial, once the study ends (all are kept while it runs)
+SYNC_PERIOD_S = 2  # how often the driver's snapshot and result.json files reach storage
+
+
+def searcher(spec: StudySpec) -> Any:
+    """OptunaSearch under a ConcurrencyLimiter; a space with nothing to search (one config, or
+    a stage with every value fixed) runs ``num_samples`` repeats through Tune's generator,
+    since OptunaSearch refuses an empty space."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from lora_hpo.spec.registries import make_sampler
+
+    space, concurrency = compile_space(spec.space), spec.search.max_concurrent
+    if not space:
+        return BasicVariantGenerator(max_concurrent=concurrency)
+    optuna = OptunaSearch(
+        space=space,
+        sampler=make_sampler(spec.search.sampler, spec.search.seed),
+        metric=spec.metric,
+        mode=spec.mode,
+    )
+    return ConcurrencyLimiter(optuna, max_concurrent=concurrency)
+
+
+def scheduler(spec: StudySpec) -> Any:
+    """ASHA in training steps (``time_attr="step"``), or None."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    sch = spec.search.scheduler
+    if sch.type != "asha":
+        return None
+    return ASHAScheduler(
+        time_attr="step",
+        max_t=spec.training.max_steps,
+        grace_period=sch.grace_period,
+        reduction_factor=sch.reduction_factor,
+    )
+
+
+def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=storage,
+        failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+        # num_to_keep=None: Tune restores a trial from the checkpoint its last experiment
+        # snapshot names, and fails if a newer report has rotated that one away (Tune's own
+        # forced sync every num_to_keep checkpoints is asynchronous, so a killed driver can
+        # leave such a snapshot); the study prunes to KEEP_CHECKPOINTS when it ends
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        # the snapshot and result.json files reach storage every SYNC_PERIOD_S (at most; a sync
+        # still running is not started again), about as often as Tune's forced sync with a
+        # num_to_keep would: a killed driver loses little, and readers of the study directory
+        # see fresh results
+        sync_config=tune.SyncConfig(sync_period=SYNC_PERIOD_S),
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def snapshot_often() -> None:
+    """Tune snapshots the experiment every SYNC_PERIOD_S instead of at least every 10 s
+    ("auto"), unless the user set TUNE_GLOBAL_CHECKPOINT_S."""
+    import os
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SYNC_PERIOD_S))
+
+
+def build_tuner(spec: StudySpec, storage: str, trainable: Any, callbacks: list[Any]) -> Any:
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            search_alg=searcher(spec),
+            scheduler=scheduler(spec),
+            num_samples=spec.search.num_samples,
+            reuse_actors=True,
+        ),
+        run_config=run_config(spec, storage, callbacks),
+    )
+
+
+def can_restore(directory: str) -> bool:
+    from ray import tune
+
+    return bool(tune.Tuner.can_restore(directory))
+
+
+def run_one(
+    spec: StudySpec,
+    storage: str,
+    callbacks: list[Any],
+    execution: TrialExecution,
+    *,
+    restore: bool,
+) -> StudyResult:
+    """Run the study ``spec`` under ``storage`` (fresh), or continue it from its directory
+    (``restore``): finished trials kept, errored and unfinished ones resumed, searcher and
+    scheduler state restored by Tune. ``execution`` says how its trials run
+    (``trial_execution``); it is open for the study's run."""
+    from ray import tune
+
+    where = study_dir(storage, spec.name)
+    snapshot_often()
+    start, watch = time.monotonic(), FailureWatch(storage=storage)
+    with execution:
+        callbacks = [*callbacks, *execution.callbacks(), watch]
+        if restore:
+            tuner = tune.Tuner.restore(
+                where, trainable=execution.trainable(), resume_unfinished=True, resume_errored=True
+            )
+            replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
+        else:
+            write_spec(spec, where)
+            tuner = build_tuner(spec, storage, execution.trainable(), callbacks)
+        return _fit(spec, tuner, where, callbacks, watch, start)
+
+
+def _fit(
+    spec: StudySpec, tuner: Any, where: str, callbacks: list[Any], watch: Any, start: float
+) -> StudyResult:
+    try:
+        grid = tuner.fit()
+    except Exception:
+        if not watch.reason:
+            raise
+        for callback in callbacks:  # no experiment end came: let trackers close their runs
+            if hasattr(callback, "abort"):
+                callback.abort()
+        if watch.bad_input:
+            raise UsageError(watch.reason) from None
+        failures = summarize_failures(watch.errors)  # the watch ended it: resumable as is
+        return StudyResult(
+            spec, where, [], time.monotonic() - start, failures=failures, stopped=watch.reason
+        )
+    result = summarize(spec, grid, where, time.monotonic() - start)
+    prune_checkpoints(where, KEEP_CHECKPOINTS)
+    return result

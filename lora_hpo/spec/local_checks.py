@@ -1,0 +1,123 @@
+"""Cheap checks of what a spec names on this machine, for ``validate`` and before ``run``
+starts Ray (the preflight repeats the deep ones where the study runs): local data files exist,
+are readable, not empty and well formed, and hold the named columns; a local model folder
+holds a config; ``data.max_length`` fits the model. Reads the files with the standard library
+and pyarrow only: no torch, no datasets. Each Problem names the file, the field and what was
+found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePath
+from typing import Any
+
+from lora_hpo.files.data_columns import TableError, read_columns
+from lora_hpo.spec.registries import DEMO_MODELS
+from lora_hpo.spec.source_checks import FILE_FORMATS, file_field
+from lora_hpo.spec.spec_errors import Problem
+from lora_hpo.spec.spec_schema import StudySpec
+
+SCAN_BYTES = 50 << 20  # JSON lines files up to this size are parsed whole; larger, the head
+
+
+def needed_columns(spec: StudySpec) -> dict[str, str]:
+    """field -> column name that the task reads from every row."""
+    from lora_hpo.spec.registries import DEMO_DATA
+
+    d = spec.data
+    columns = {"text_field": "text", "label_field": "label"}
+    if d.demo in DEMO_DATA:
+        columns = dict(DEMO_DATA[str(d.demo)].columns)
+    for field in ("text_field", "label_field", "prompt_field", "completion_field"):
+        if getattr(d, field) is not None:
+            columns[field] = str(getattr(d, field))
+    if spec.task == "sequence-classification":
+        return {k: columns[k] for k in ("text_field", "label_field")}
+    if "prompt_field" in columns:
+        return {k: columns[k] for k in ("prompt_field", "completion_field")}
+    return {"text_field": columns.get("text_field", "text")}
+
+
+def check_data_files(spec: StudySpec) -> list[Problem]:
+    """Every local data file: present, readable, not empty, well formed, with the columns."""
+    d, problems = spec.data, []
+    wanted = needed_columns(spec)
+    for split, files in d.split_files().items() if d.files is not None else ():
+        for i, name in enumerate(files):
+            if "://" in name:
+                continue  # a URI: load_dataset reads it where the study runs
+            field = file_field(d, split, i)
+            fmt = d.format or FILE_FORMATS.get(PurePath(name).suffix.lower(), "json")
+            try:
+                columns = read_columns(Path(name), fmt, SCAN_BYTES)
+            except TableError as exc:
+                problems.append(Problem(field, f"{name}: {exc}"))
+                continue
+            for key, column in wanted.items():
+                if column not in columns:
+                    problems.append(
+                        Problem(
+                            f"data.{key}",
+                            f"column {column!r} is not in {field} ({name}); its columns are"
+                            f" {sorted(columns)}",
+                        )
+                    )
+    return problems
+
+
+def model_limit(spec: StudySpec) -> tuple[int | None, str]:
+    """(the model's longest input, where that was read), when it can be read cheaply."""
+    m = spec.model
+    if m.demo in DEMO_MODELS:
+        return DEMO_MODELS[m.demo].max_positions, f"demo model {m.demo!r}"
+    if m.path is not None:
+        config = Path(m.path) / "config.json"
+        try:
+            data: dict[str, Any] = json.loads(config.read_text())
+        except (OSError, ValueError):
+            return None, str(config)
+        for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
+            if isinstance(data.get(key), int):
+                return int(data[key]), str(config)
+    return None, ""
+
+
+def check_model(spec: StudySpec) -> list[Problem]:
+    """A local model folder holds a config; ``data.max_length`` is within the model's limit."""
+    m, problems = spec.model, []
+    if m.path is not None and not (Path(m.path) / "config.json").is_file():
+        what = "does not exist" if not Path(m.path).exists() else "holds no config.json"
+        problems.append(
+            Problem(
+                "model.path",
+                f"{m.path} {what}: it must be a folder that"
+                " from_pretrained loads (config.json and the weights)",
+            )
+        )
+        return problems
+    limit, where = model_limit(spec)
+    if limit is not None and spec.data.max_length > limit:
+        problems.append(
+            Problem(
+                "data.max_length",
+                f"must be <= {limit}, the longest input of the model ({where}), but got"
+                f" {spec.data.max_length}",
+            )
+        )
+    return problems
+
+
+CLUSTER_HINT = (
+    "; the study runs on the cluster: put the files on a volume every node mounts, or give an"
+    " s3:// URI or a hub dataset"
+)
+
+
+def check_local(spec: StudySpec, file: str = "", on_cluster: bool = False) -> list[Problem]:
+    """All the cheap local checks, with ``file`` (the spec's path) on each Problem; on a
+    cluster, a missing path says where the files must be."""
+    import dataclasses
+
+    found = check_model(spec) + check_data_files(spec)
+    hint = CLUSTER_HINT if on_cluster else ""
+    return [dataclasses.replace(p, file=file, message=p.message + hint) for p in found]

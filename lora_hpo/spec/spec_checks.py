@@ -1,0 +1,215 @@
+"""Cross-field rules over a parsed StudySpec: each yields Problems naming the field, the
+constraint and the value. The domain warnings are in ``guardrails.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from lora_hpo.spec.hardware_checks import check_hardware
+from lora_hpo.spec.pack_checks import check_pack
+from lora_hpo.spec.problem_rules import at_least as _at_least
+from lora_hpo.spec.registries import TARGET_PRESETS
+from lora_hpo.spec.source_checks import check_sources
+from lora_hpo.spec.space_params import Choices, Param, Range, bounds, can_be, listed
+from lora_hpo.spec.spec_errors import Problem
+from lora_hpo.spec.spec_schema import (
+    TASK_METRICS,
+    MonitorSpec,
+    ResourcesSpec,
+    SearchSpec,
+    SpaceSpec,
+    TrackingSpec,
+    TrainingSpec,
+    default_metric,
+)
+
+ADAPTERS = ("lora", "adalora")
+
+
+def _numeric(param: Param, path: str, low: float, strict: bool) -> Iterator[Problem]:
+    """Range shape rules, plus every reachable value >= low (or > low when strict)."""
+    sign = ">" if strict else ">="
+    if isinstance(param, Range):
+        if param.low > param.high:
+            yield Problem(
+                path, f"low <= high must hold, but got low={param.low}, high={param.high}"
+            )
+        if param.log and param.low <= 0:
+            yield Problem(f"{path}.low", f"a log range needs low > 0, but got low={param.low}")
+        if param.step is not None and param.step <= 0:
+            yield Problem(f"{path}.step", f"must be > 0, but got {param.step}")
+        if param.step is not None and param.log:
+            yield Problem(path, "log and step cannot be combined (Optuna forbids it)")
+        if param.low < low or (strict and param.low == low):
+            yield Problem(f"{path}.low", f"must be {sign} {low}, but got {param.low}")
+    elif isinstance(param, Choices):
+        for i, v in enumerate(param.values):
+            if v < low or (strict and v == low):
+                yield Problem(f"{path}.choices[{i}]", f"must be {sign} {low}, but got {v}")
+    elif param.value < low or (strict and param.value == low):
+        yield Problem(path, f"must be {sign} {low}, but got {param.value}")
+
+
+def check_space(space: SpaceSpec) -> Iterator[Problem]:
+    yield from _numeric(space.r, "space.r", 1, strict=False)
+    alphas = [n for n in ("lora_alpha", "alpha_ratio", "alpha_scale") if getattr(space, n)]
+    if len(alphas) != 1:
+        got = ", ".join(alphas) or "none"
+        yield Problem("space", f"exactly one of lora_alpha, alpha_ratio, alpha_scale, got {got}")
+    for name in alphas:
+        yield from _numeric(getattr(space, name), f"space.{name}", 0, strict=True)
+    lrs = [n for n in ("learning_rate", "step_size") if getattr(space, n) is not None]
+    if len(lrs) != 1:
+        got = ", ".join(lrs) or "none"
+        yield Problem("space", f"exactly one of learning_rate, step_size is required, got {got}")
+    for name in lrs:
+        yield from _numeric(getattr(space, name), f"space.{name}", 0, strict=True)
+    yield from _numeric(space.lora_dropout, "space.lora_dropout", 0, strict=False)
+    if bounds(space.lora_dropout)[1] >= 1:
+        yield Problem("space.lora_dropout", f"must be < 1, but got {bounds(space.lora_dropout)[1]}")
+    for i, v in enumerate(listed(space.target_modules)):
+        if isinstance(v, str) and v not in TARGET_PRESETS:
+            where = "space.target_modules"
+            if isinstance(space.target_modules, Choices):
+                where += f".choices[{i}]"
+            presets = ", ".join(TARGET_PRESETS)
+            yield Problem(where, f"unknown preset {v!r}; presets: {presets} (or a list of names)")
+    for v in listed(space.adapter):
+        if v not in ADAPTERS:
+            yield Problem("space.adapter", f"must be one of {list(ADAPTERS)}, but got {v!r}")
+
+
+def _check_adalora(space: SpaceSpec, max_steps: int) -> Iterator[Problem]:
+    if not can_be(space.adapter, "adalora"):
+        return
+    ada = space.adalora
+    if ada.init_r is not None and ada.init_r < bounds(space.r)[1]:
+        yield Problem(
+            "space.adalora.init_r",
+            f"must be >= the largest target r ({bounds(space.r)[1]}), but got {ada.init_r}",
+        )
+    if ada.tinit + ada.tfinal >= max_steps:
+        yield Problem(
+            "space.adalora",
+            f"tinit + tfinal < training.max_steps must hold, but got {ada.tinit} + {ada.tfinal}"
+            f" >= {max_steps}",
+        )
+    yield from _at_least(ada.delta_t, 1, "space.adalora.delta_t")
+
+
+def check_training(t: TrainingSpec, s: SearchSpec) -> Iterator[Problem]:
+    for name in ("max_steps", "batch_size", "gradient_accumulation"):
+        yield from _at_least(getattr(t, name), 1, f"training.{name}")
+    if t.eval_every is not None:
+        yield from _at_least(t.eval_every, 1, "training.eval_every")
+    if t.eval_batch_size is not None:
+        yield from _at_least(t.eval_batch_size, 1, "training.eval_batch_size")
+    if t.eval_every is not None and t.eval_every > t.max_steps:
+        yield Problem(
+            "training.eval_every",
+            f"eval_every <= max_steps must hold, but got {t.eval_every} > {t.max_steps}",
+        )
+    if not 0 <= t.warmup_ratio < 1:
+        yield Problem("training.warmup_ratio", f"must be in [0, 1), but got {t.warmup_ratio}")
+    yield from _at_least(t.weight_decay, 0, "training.weight_decay")
+    if t.head_learning_rate is not None:
+        yield from _at_least(t.head_learning_rate, 0, "training.head_learning_rate", strict=True)
+    yield from _at_least(t.max_grad_norm, 0, "training.max_grad_norm", strict=True)
+    sch = s.scheduler
+    if sch.type == "asha":
+        yield from _at_least(sch.grace_period, 1, "search.scheduler.grace_period")
+        yield from _at_least(sch.reduction_factor, 1, "search.scheduler.reduction_factor", True)
+        if sch.grace_period > t.max_steps:
+            yield Problem(
+                "search.scheduler.grace_period",
+                f"grace_period <= training.max_steps must hold, but got {sch.grace_period}"
+                f" > {t.max_steps}",
+            )
+
+
+def check_search(
+    task: str, s: SearchSpec, r: ResourcesSpec, tracking: TrackingSpec, monitor: MonitorSpec
+) -> Iterator[Problem]:
+    yield from _at_least(s.num_samples, 1, "search.num_samples")
+    yield from _at_least(s.max_concurrent, 1, "search.max_concurrent")
+    if s.max_concurrent > s.num_samples:
+        yield Problem(
+            "search.max_concurrent",
+            f"max_concurrent <= num_samples must hold, but got {s.max_concurrent}"
+            f" > {s.num_samples}",
+        )
+    yield from _at_least(s.max_failures, 0, "search.max_failures")
+    if s.strategy == "staged":
+        yield from check_staged(s)
+    metrics = TASK_METRICS[task]
+    metric = default_metric(task, s)
+    if s.metric is not None and s.metric not in metrics:
+        yield Problem(
+            "search.metric",
+            f"for task {task} must be one of {sorted(metrics)}, but got {s.metric!r}",
+        )
+    elif s.mode is not None and s.mode != metrics[metric]:
+        yield Problem(
+            "search.mode",
+            f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'};"
+            f" mode must be {metrics[metric]!r}, but got {s.mode!r}",
+        )
+    yield from _at_least(r.cpu, 0, "resources.cpu", strict=True)
+    yield from _at_least(r.gpu, 0, "resources.gpu")
+    if r.gpu > 1 and not float(r.gpu).is_integer():
+        yield Problem("resources.gpu", f"must be in (0, 1] or a whole number, but got {r.gpu}")
+    yield from _at_least(tracking.top_k, 1, "tracking.top_k")
+    yield from _at_least(monitor.norm_growth, 1, "monitor.norm_growth", strict=True)
+    yield from _at_least(monitor.loss_blowup, 1, "monitor.loss_blowup", strict=True)
+    yield from _at_least(monitor.relative_norm, 0, "monitor.relative_norm", strict=True)
+
+
+# Each rule group with the top-level sections it reads: a group runs only when all of its
+# sections parsed cleanly, so one typo does not hide the other files' or sections' problems.
+CHECK_GROUPS: list[tuple[tuple[str, ...], Callable[..., Iterator[Problem]]]] = [
+    (("task", "model", "data"), check_sources),
+    (("training", "search"), check_training),
+    (("task", "search", "resources", "tracking", "monitor"), check_search),
+    (("space",), check_space),
+    (("space", "training"), lambda space, training: _check_adalora(space, training.max_steps)),
+    (("model", "training", "resources"), check_hardware),
+    (("search", "training", "space"), check_pack),
+]
+
+
+def check_sections(sections: dict[str, Any]) -> list[Problem]:
+    """Cross-field problems over whichever sections parsed (name -> parsed value)."""
+    problems: list[Problem] = []
+    for names, check in CHECK_GROUPS:
+        if all(n in sections for n in names):
+            problems.extend(check(*(sections[n] for n in names)))
+    return problems
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def check_staged(s: SearchSpec) -> Iterator[Problem]:
+    st = s.staged
+    for name in ("r_min", "r_max"):
+        if not _power_of_two(getattr(st, name)):
+            yield Problem(
+                f"search.staged.{name}", f"must be a power of two, but got {getattr(st, name)}"
+            )
+    if st.r_min > st.r_max:
+        yield Problem("search.staged", f"r_min <= r_max must hold, but got {st.r_min} > {st.r_max}")
+    if not 0 <= st.plateau_tolerance < 1:
+        yield Problem(
+            "search.staged.plateau_tolerance", f"must be in [0, 1), but got {st.plateau_tolerance}"
+        )
+    yield from _at_least(st.samples_per_rank, 1, "search.staged.samples_per_rank")
+    yield from _at_least(st.stage2_samples, 1, "search.staged.stage2_samples")
+    yield from _at_least(st.ratio_low, 0, "search.staged.ratio_low", strict=True)
+    if st.ratio_low > st.ratio_high:
+        yield Problem(
+            "search.staged",
+            f"ratio_low <= ratio_high must hold, but got {st.ratio_low} > {st.ratio_high}",
+        )
+    yield from _at_least(st.rslora_alpha, 0, "search.staged.rslora_alpha", strict=True)

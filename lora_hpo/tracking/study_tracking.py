@@ -1,0 +1,97 @@
+"""MLflow tracking for one study, whatever its strategy: one ``MLflowTracker`` (a Tune
+callback) per Ray Tune study, and, when a strategy runs several studies, a parent run that
+they nest under. The study entry point (``lora_hpo.search.study_runner``) hands this to strategies;
+the CLI prints its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from lora_hpo.files.scratch_folders import Scratch
+from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.tracking.mlflow_store import Store
+from lora_hpo.tracking.mlflow_tracker import MLflowTracker
+from lora_hpo.tracking.parent_run import ParentRun, StagedFacts
+from lora_hpo.tracking.study_plots import Trial, draw_report
+
+
+class StudyTracking:
+    """``tracking_uri``: ``--tracking-uri``; else each spec's ``tracking.tracking_uri``, else
+    MLFLOW_TRACKING_URI, else ``./mlflow.db``."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        stream: TextIO | None = None,
+        flush_timeout_s: float = 60.0,
+    ) -> None:
+        self.tracking_uri, self.stream, self.flush_timeout_s = tracking_uri, stream, flush_timeout_s
+        self.trackers: list[MLflowTracker] = []
+        self.parent: ParentRun | None = None
+        self.report_line = ""  # where the study's pictures went, for the summary
+
+    def callbacks(
+        self, spec: StudySpec, study_dir: str, parent_run_id: str | None = None
+    ) -> list[Any]:
+        """The Tune callbacks that track one study kept in ``study_dir``."""
+        tracker = MLflowTracker(
+            spec,
+            self.tracking_uri,
+            state_dir=study_dir,
+            flush_timeout_s=self.flush_timeout_s,
+            stream=self.stream,
+            parent_run_id=parent_run_id,
+        )
+        self.trackers.append(tracker)
+        return [tracker]
+
+    def open_parent(self, spec: StudySpec, key: str) -> str | None:
+        """Find (on resume) or create the parent run named by ``key``; its id, or None when
+        MLflow cannot be reached (the studies are then tracked on their own)."""
+        self.parent = ParentRun(spec, self.tracking_uri, self.stream)
+        self.parent.start(key)
+        return self.parent.run_id
+
+    def close_parent(self, facts: StagedFacts) -> None:
+        if self.parent is not None:
+            self.parent.finish(facts)
+
+    @property
+    def run_id(self) -> str | None:
+        """The study-level run: the parent, else the (last) study's own run."""
+        if self.parent is not None and self.parent.run_id is not None:
+            return self.parent.run_id
+        for tracker in reversed(self.trackers):
+            if tracker.state.get("parent_run_id"):
+                return str(tracker.state["parent_run_id"])
+        return None
+
+    def log_report(self, spec: StudySpec, trials: list[Trial]) -> None:
+        """Draw the study's pictures (``study_plots``) from its trials and log them under
+        ``report/`` on the study's run; a problem is a warning, never the study's failure."""
+        run_id = self.run_id
+        if run_id is None or not self.trackers or not any(t.curve for t in trials):
+            return
+        try:
+            with Scratch("report") as tmp:
+                draw_report(spec.name, trials, spec.metric, spec.mode, Path(tmp))
+                Store(self.trackers[-1].uri).client.log_artifacts(run_id, tmp, "report")
+        except Exception as exc:  # a plotting or MLflow problem must not fail a finished study
+            self.report_line = f"warning: could not log the report to MLflow: {exc}"
+        else:
+            self.report_line = f"report: logged under report/ on MLflow run {run_id}"
+
+    def summary(self) -> str:
+        """Where the records are, the champion, and the report."""
+        lines = [self.parent.summary()] if self.parent is not None else []
+        if self.trackers:
+            tracker_lines = self.trackers[-1].summary().splitlines()
+            if self.parent is not None:  # the parent names the champion of all stages
+                crowned = self.parent.champion is not None
+                tracker_lines = [
+                    x for x in tracker_lines[1:] if not (crowned and x.startswith("champion:"))
+                ]
+            lines += tracker_lines
+        return "\n".join([*lines, self.report_line] if self.report_line else lines)

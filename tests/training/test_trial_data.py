@@ -1,0 +1,67 @@
+"""Data loading through the real load_dataset path, on local files the tests write."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.spec.spec_loader import parse_spec
+from lora_hpo.training.base_model import load_tokenizer
+from lora_hpo.training.trial_data import load_raw, trial_data
+from tests.conftest import BASE_SPEC
+
+ROWS = [
+    {
+        "text": f"story number {i} about {'sport' if i % 2 else 'money'}",
+        "topic": "sport" if i % 2 else "business",
+    }
+    for i in range(40)
+]
+
+
+def _spec(data: dict[str, Any]) -> Any:
+    d = copy.deepcopy(BASE_SPEC)
+    d["data"] = data
+    return parse_spec(d)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
+def test_local_files_load_and_split(tmp_path: Path, fmt: str) -> None:
+    import pandas as pd
+
+    path = tmp_path / f"rows.{fmt}"
+    frame = pd.DataFrame(ROWS)
+    if fmt == "json":
+        path.write_text("\n".join(json.dumps(r) for r in ROWS))
+    elif fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    spec = _spec({"files": [str(path)], "label_field": "topic", "eval_fraction": 0.25})
+    train, evaluation = load_raw(spec)
+    assert (len(train), len(evaluation)) == (30, 10)
+    data = trial_data(spec, load_tokenizer(spec), "minilm")
+    assert data.label_names == ("business", "sport")  # string labels mapped to ids
+    assert set(data.train["labels"]) == {0, 1}
+
+
+def test_missing_column_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS))
+    spec = _spec({"files": [str(path)], "label_field": "label"})
+    with pytest.raises(UsageError, match=r"data\.label_field: column 'label' is not in the train"):
+        trial_data(spec, load_tokenizer(spec), "minilm")
+
+
+def test_demo_caps_and_eval_split_names(tmp_path: Path) -> None:
+    spec = _spec({"demo": "bbc-news", "max_train_samples": 50, "max_eval_samples": 20})
+    train, evaluation = load_raw(spec)
+    assert (len(train), len(evaluation)) == (50, 20)
+    spec = _spec({"demo": "bbc-news", "eval_split": "validation"})
+    with pytest.raises(UsageError, match=r"data\.eval_split: 'validation' not in splits"):
+        load_raw(spec)
