@@ -53,16 +53,22 @@ START_TIMEOUT_S = 120.0
 
 # Runs as the first process of a pod: its own tmpfs folders, its hosts file, a folder mounted
 # read-only as a ConfigMap would be (its files can change, as a ConfigMap's do), then the pod's
-# command (the POD_* settings are not passed on).
+# command (the POD_* settings are not passed on). The image's folders that lie under a masked
+# one (a checkout and its venv in /tmp, as CI may clone it) are held on /mnt and mounted back.
 POD_SCRIPT = r"""
 set -e
+if [ -n "$POD_KEEP" ]; then
+  mount -t tmpfs tmpfs /mnt
+  i=0; for k in $POD_KEEP; do mkdir "/mnt/$i"; mount --bind "$k" "/mnt/$i"; i=$((i+1)); done
+fi
 for m in $POD_MASKS; do mount -t tmpfs -o mode=1777 tmpfs "$m"; done
+i=0; for k in $POD_KEEP; do mkdir -p "$k"; mount --bind "/mnt/$i" "$k"; i=$((i+1)); done
 mount --bind "$POD_HOSTS" /etc/hosts
 if [ -n "$POD_FILES" ]; then
   mount --bind "$POD_FILES" "$POD_FILES_AT" && mount -o remount,ro,bind "$POD_FILES_AT"
 fi
 mkdir -p "$HOME" /tmp/work && cd /tmp/work
-unset POD_MASKS POD_HOSTS POD_FILES POD_FILES_AT
+unset POD_MASKS POD_KEEP POD_HOSTS POD_FILES POD_FILES_AT
 exec "$@"
 """
 
@@ -300,6 +306,7 @@ class Harness:
         masks = ["/tmp", "/dev/shm", str(self.services)]
         control = {
             "POD_MASKS": " ".join(masks),
+            "POD_KEEP": " ".join(image_under(masks)),
             "POD_HOSTS": str(self.hosts),
             "POD_FILES": str(files or ""),
             "POD_FILES_AT": files_at,
@@ -396,6 +403,16 @@ class Harness:
             with contextlib.suppress(OSError):
                 Path("/specs").rmdir()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def image_under(masks: list[str]) -> list[str]:
+    """The image's folders (this checkout, its Python environment) that lie under one of the
+    ``masks``: each pod mounts them back over its own tmpfs, as a container image has them."""
+    from tests.conftest import REPO
+
+    image = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), REPO.resolve()}
+    under = {p for p in image if any(p.is_relative_to(m) for m in masks)}
+    return sorted(str(p) for p in under if not any(p != q and p.is_relative_to(q) for q in under))
 
 
 def _boto_keys() -> dict[str, str]:
