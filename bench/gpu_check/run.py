@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from lora_hpo.training.quiet_logs import quiet_libraries
 
     quiet_libraries()
-    work = Path(tempfile.mkdtemp(prefix="lora-hpo-gpu-check-"))
-    rows = _run_cases(args.cpu, [x for x in args.only.split(",") if x], work)
+    with tempfile.TemporaryDirectory(prefix="lora-hpo-gpu-check-") as tmp:  # studies, models
+        rows = _run_cases(args.cpu, [x for x in args.only.split(",") if x], Path(tmp))
     _write(args.out, rows, args.cpu)
     return 0 if rows and all(r["best"] is not None for r in rows) else 1
 
