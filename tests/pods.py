@@ -83,7 +83,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, poll: float 
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
+        time.sleep(poll)  # the pause between polls of the condition, not a wait that assumes it
 
 
 class Pod:
