@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from lora_hpo.spec.spec_loader import load_spec
 
     on_cluster = bool(getattr(args, "on_cluster", False))
-    spec = load_spec(args.file, args.set)  # bad input fails here, before Ray starts
+    overrides = [*args.set, *(["search.warm_start=true"] if args.warm_start else [])]
+    spec = load_spec(args.file, overrides)  # bad input fails here, before Ray starts
     from lora_hpo.search.study_runner import run_study
 
     local = check_local(spec, args.file, on_cluster=on_cluster)
@@ -172,6 +173,13 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="continue the study if the storage root already holds it (the same spec), as a"
         " retried job should; a different spec under the same name is refused",
+    )
+    p.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start from earlier studies of the same base model in the MLflow store: their"
+        " results where the data match, else their step size as the prior"
+        " (as --set search.warm_start=true)",
     )
     p.set_defaults(func=run)
 

@@ -26,6 +26,7 @@ class StudyContext:
     tracking: StudyTracking | None = None
     view: View | None = None
     callbacks: tuple[Any, ...] = ()
+    say: Callable[[str], None] = print  # the study's lines before its live view
 
     def callbacks_for(self, spec: StudySpec, parent_run_id: str | None = None) -> list[Any]:
         """The Tune callbacks of one study: its tracker, the extra ones, its view."""

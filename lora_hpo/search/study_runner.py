@@ -112,10 +112,12 @@ def _strategy(
     view: View | None,
     callbacks: Any,
     restore: bool,
+    say: Say = print,
 ) -> StudyResult:
     """The strategy ``search.strategy`` names, run with how trials execute on ``runtime``."""
     track = StudyTracking() if tracking is True else (tracking or None)
-    ctx = StudyContext(storage, execution_for(runtime), track, view, tuple(callbacks or ()))
+    extra = tuple(callbacks or ())
+    ctx = StudyContext(storage, execution_for(runtime), track, view, extra, say)
     result = STRATEGIES[spec.search.strategy](spec, ctx, restore)
     if track is not None:  # the study's pictures, on its own MLflow run
         track.log_report(spec, [plot_trial(spec, t) for t in [*result.trials, *result.earlier]])
@@ -154,7 +156,7 @@ def run_study(
         restore = again and can_restore(study_dir(storage, spec.name))
         if restore:
             launch.say(f"continuing study {spec.name!r} from {study_dir(storage, spec.name)}")
-        return _strategy(spec, storage, runtime, tracking, view, callbacks, restore)
+        return _strategy(spec, storage, runtime, tracking, view, callbacks, restore, launch.say)
 
 
 def resume_study(
@@ -173,4 +175,4 @@ def resume_study(
     storage = storage_of(directory)
     named = storage_path or (None if directory == study_dir(storage, name_or_path) else storage)
     with _ray_for(spec, launch, (storage, named)) as runtime:
-        return _strategy(spec, storage, runtime, tracking, view, callbacks, True)
+        return _strategy(spec, storage, runtime, tracking, view, callbacks, True, launch.say)

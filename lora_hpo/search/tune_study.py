@@ -18,37 +18,52 @@ from lora_hpo.search.trial_failures import FailureWatch, summarize_failures
 from lora_hpo.spec.search_space import compile_space
 from lora_hpo.spec.spec_errors import UsageError
 from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.tracking.warm_start import WarmStart
 
 KEEP_CHECKPOINTS = 2  # per trial, once the study ends (all are kept while it runs)
 SYNC_PERIOD_S = 2  # how often the driver's snapshot and result.json files reach storage
 
 
-def searcher(spec: StudySpec) -> Any:
+def searcher(spec: StudySpec, warm: WarmStart | None = None) -> Any:
     """OptunaSearch under a ConcurrencyLimiter; a space with nothing to search (one config, or
     a stage with every value fixed) runs ``num_samples`` repeats through Tune's generator,
-    since OptunaSearch refuses an empty space."""
+    since OptunaSearch refuses an empty space. A warm start (``tracking.warm_start``) gives
+    the searcher its earlier configs with their results, or moves the ``lora`` sampler's prior
+    (another sampler runs those configs first)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from lora_hpo.spec.registries import make_sampler
+    from lora_hpo.search.optuna_samplers import study_sampler
 
     space, concurrency = compile_space(spec.space), spec.search.max_concurrent
     if not space:
         return BasicVariantGenerator(max_concurrent=concurrency)
+    points, rewards, step = [], None, None
+    if warm is not None and warm.mode == "results":
+        points, rewards = [t.point for t in warm.trials], [t.value for t in warm.trials]
+    elif warm is not None and warm.mode == "prior":
+        step = warm.step_size if spec.search.sampler == "lora" else None
+        points = [] if step is not None else [t.point for t in warm.trials if t.point]
     optuna = OptunaSearch(
         space=space,
-        sampler=make_sampler(spec.search.sampler, spec.search.seed),
+        sampler=study_sampler(spec, step),
         metric=spec.metric,
         mode=spec.mode,
+        points_to_evaluate=points or None,
+        evaluated_rewards=rewards,
     )
     return ConcurrencyLimiter(optuna, max_concurrent=concurrency)
 
 
 def scheduler(spec: StudySpec) -> Any:
-    """ASHA in training steps (``time_attr="step"``), or None."""
+    """ASHA in training steps (``time_attr="step"``), the learning-curve stopper, or None."""
     from ray.tune.schedulers import ASHAScheduler
 
+    from lora_hpo.search.curve_stopping import CurveStopper
+
     sch = spec.search.scheduler
+    if sch.type == "curve":
+        return CurveStopper("step", max_t=spec.training.max_steps, min_t=sch.grace_period)
     if sch.type != "asha":
         return None
     return ASHAScheduler(
@@ -89,7 +104,13 @@ def snapshot_often() -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SYNC_PERIOD_S))
 
 
-def build_tuner(spec: StudySpec, storage: str, trainable: Any, callbacks: list[Any]) -> Any:
+def build_tuner(
+    spec: StudySpec,
+    storage: str,
+    trainable: Any,
+    callbacks: list[Any],
+    warm: WarmStart | None = None,
+) -> Any:
     from ray import tune
 
     return tune.Tuner(
@@ -97,7 +118,7 @@ def build_tuner(spec: StudySpec, storage: str, trainable: Any, callbacks: list[A
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            search_alg=searcher(spec),
+            search_alg=searcher(spec, warm),
             scheduler=scheduler(spec),
             num_samples=spec.search.num_samples,
             reuse_actors=True,
@@ -119,11 +140,13 @@ def run_one(
     execution: TrialExecution,
     *,
     restore: bool,
+    warm: WarmStart | None = None,
 ) -> StudyResult:
     """Run the study ``spec`` under ``storage`` (fresh), or continue it from its directory
     (``restore``): finished trials kept, errored and unfinished ones resumed, searcher and
     scheduler state restored by Tune. ``execution`` says how its trials run
-    (``trial_execution``); it is open for the study's run."""
+    (``trial_execution``); it is open for the study's run. ``warm``: what a fresh study
+    starts from (``tracking.warm_start``); a restored one has it in its searcher already."""
     from ray import tune
 
     where = study_dir(storage, spec.name)
@@ -138,7 +161,7 @@ def run_one(
             replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
         else:
             write_spec(spec, where)
-            tuner = build_tuner(spec, storage, execution.trainable(), callbacks)
+            tuner = build_tuner(spec, storage, execution.trainable(), callbacks, warm)
         return _fit(spec, tuner, where, callbacks, watch, start)
 
 

@@ -1,7 +1,8 @@
 """When a trial evaluates and reports: where it is needed. ASHA decides at its rungs (the
-milestones grace x rf^k below max_t, in training steps) and every trial ends with a last
-report; ``training.eval_every`` adds a regular grid for denser learning curves. Without a
-scheduler and without ``eval_every``, a trial reports four times. Evaluations are a trial's
+milestones grace x rf^k below max_t, in training steps), the curve stopper at every multiple
+of its grace period, and every trial ends with a last report; ``training.eval_every`` adds a
+regular grid for denser learning curves. Without a scheduler and without ``eval_every``, a
+trial reports four times. Evaluations are a trial's
 largest cost besides its steps, so none is spent where nothing reads it."""
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ DEFAULT_REPORTS = 4  # without a scheduler or eval_every
 
 def rungs(spec: StudySpec) -> list[int]:
     """ASHA's milestones as steps (Ray's ASHAScheduler: grace x rf^k < max_t, one bracket);
-    a report at the first step at or past each one."""
+    a report at the first step at or past each one. The curve stopper's: the multiples of
+    its grace period below max_t (it extrapolates from each report on)."""
     sch, max_t = spec.search.scheduler, spec.training.max_steps
+    if sch.type == "curve":
+        return list(range(sch.grace_period, max_t, sch.grace_period)) if sch.grace_period else []
     if sch.type != "asha":
         return []
     out, k = [], 0

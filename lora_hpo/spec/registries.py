@@ -7,7 +7,6 @@ This module imports neither torch nor ray nor optuna; factories import lazily.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,9 @@ TARGET_PRESETS: dict[str, tuple[str, ...]] = {
     "all-linear": ("all-linear",),  # PEFT's own keyword: every Linear except the output head
 }
 
-SAMPLERS: tuple[str, ...] = ("tpe", "random", "gp", "cmaes", "qmc")
+# lora: lora-hpo's own (``search.lora_sampler``): prior, incumbent and random draws over the
+# step size; the rest are Optuna's (made in ``search.optuna_samplers``)
+SAMPLERS: tuple[str, ...] = ("lora", "tpe", "random", "gp", "cmaes", "qmc")
 # transformers optimizer names (TrainingArguments.optim) a trial may use; the 8-bit and paged
 # ones need bitsandbytes (QLoRA's usual choice is paged_adamw_8bit)
 OPTIMIZERS: tuple[str, ...] = (
@@ -91,7 +92,7 @@ OPTIMIZERS: tuple[str, ...] = (
     "paged_adamw_8bit",
     "paged_adamw_32bit",
 )
-SCHEDULERS: tuple[str, ...] = ("asha", "none")
+SCHEDULERS: tuple[str, ...] = ("asha", "curve", "none")
 
 # rank bands by task type (ARCHITECTURE.md, "Starting ranks by task type")
 RANK_BANDS: dict[str, tuple[int, int]] = {
@@ -100,19 +101,3 @@ RANK_BANDS: dict[str, tuple[int, int]] = {
     "instruction-tuning": (16, 64),
     "continued-pretraining": (64, 256),
 }
-
-
-def make_sampler(name: str, seed: int) -> Any:
-    """The Optuna sampler registered under ``name``, seeded."""
-    import optuna
-
-    factories = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
-    }
-    if name not in factories:
-        raise KeyError(f"sampler must be one of {sorted(factories)}, but got {name!r}")
-    return factories[name]()  # type: ignore[no-untyped-call]

@@ -142,9 +142,14 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    type: Literal["asha", "none"] = field(default="asha", metadata=doc("early stopping"))
+    type: Literal["asha", "curve", "none"] = field(
+        default="curve",
+        metadata=doc("early stopping: asha (rungs), curve (cannot reach the incumbent), none"),
+    )
     grace_period: int = field(default=20, metadata=doc("steps before a trial can be stopped"))
-    reduction_factor: float = field(default=3.0, metadata=doc("ASHA keeps 1/reduction_factor"))
+    reduction_factor: float = field(
+        default=3.0, metadata=doc("ASHA keeps 1/reduction_factor (not read by curve)")
+    )
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,9 @@ class SearchSpec:
         default=1,
         metadata=doc("trials that share one worker and base model (packed training)", most=256),
     )
-    sampler: Literal["tpe", "random", "gp", "cmaes", "qmc"] = field(
-        default="tpe", metadata=doc("the Optuna sampler")
+    sampler: Literal["lora", "tpe", "random", "gp", "cmaes", "qmc"] = field(
+        default="lora",
+        metadata=doc("lora: priors on step size and rank, mixed with the incumbent; or Optuna's"),
     )
     seed: int = field(default=0, metadata=doc("sampler seed", least=0, most=2**32 - 1))
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
@@ -181,6 +187,10 @@ class SearchSpec:
         default="single", metadata=doc("single: one study; staged: rank sweep, then alpha/r")
     )
     staged: StagedSpec = field(default_factory=StagedSpec)
+    warm_start: bool = field(
+        default=False,
+        metadata=doc("start from earlier studies of the same base model in the MLflow store"),
+    )
 
 
 @dataclass(frozen=True)

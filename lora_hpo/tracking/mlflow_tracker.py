@@ -1,5 +1,4 @@
 """MLflow as the study's system of record: a Ray Tune callback on the driver, the single writer.
-
 One experiment per study, one parent run per study (spec artifact, spec hash, search settings),
 one child run per trial (params with the derived alpha and scale, step-indexed curves, a status
 tag, lineage tags), adapters as artifacts, the best one registered with the alias ``champion``.
@@ -36,8 +35,7 @@ REPORTED = {"base_revision": "base_model_revision", "data_fingerprint": "dataset
 
 
 class MLflowTracker(Callback):  # type: ignore[misc]
-    """One study's tracker: a Tune callback on the driver. ``state_dir`` is the study
-    directory (a path or URI), where the tracker keeps its state."""
+    """One study's tracker, on the driver; its state is in ``state_dir`` (the study dir)."""
 
     def __init__(
         self,
@@ -48,10 +46,12 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         flush_timeout_s: float = 60.0,
         stream: TextIO | None = None,
         parent_run_id: str | None = None,
+        study_run_tags: dict[str, str] | None = None,
     ) -> None:
-        """``parent_run_id``: nest the study run under this run (a staged study's parent)."""
+        """``parent_run_id``: nest the study run under it (a staged study's parent run);
+        ``study_run_tags``: more tags for the study run (what its warm start used)."""
         self.spec, self.state_dir, self.stream = spec, state_dir, stream
-        self.parent_run_id = parent_run_id
+        self.parent_run_id, self.study_run_tags = parent_run_id, dict(study_run_tags or {})
         self.tracking_uri, self.flush_timeout_s = tracking_uri, flush_timeout_s
         self.uri, self.artifact_location = resolve_tracking_uri(
             tracking_uri, spec.tracking.tracking_uri
@@ -63,7 +63,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         self._lineage: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config with callbacks
-        keep = ("tracking_uri", "state_dir", "flush_timeout_s", "parent_run_id")
+        keep = ("tracking_uri", "state_dir", "flush_timeout_s", "parent_run_id", "study_run_tags")
         return {"spec": self.spec, **{k: getattr(self, k) for k in keep}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -126,7 +126,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         with lock:
             if old and not resumed and old.get("tracking_uri") == self.state["tracking_uri"]:
                 self._retire(old)
-            tags = {**study_tags(self.spec), "lora_hpo.study_dir": where}
+            tags = {**study_tags(self.spec), **self.study_run_tags, "lora_hpo.study_dir": where}
             if self.parent_run_id is not None:
                 tags["mlflow.parentRunId"] = self.parent_run_id
             params = self.redact.mapping(study_params(self.spec))

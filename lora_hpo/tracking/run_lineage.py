@@ -127,14 +127,16 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def study_tags(spec: StudySpec) -> dict[str, str]:
-    """The tags every study-level run carries: the spec's hash, the metric and its mode."""
+    """The tags every study-level run carries: the spec's hash, the metric and its mode, and
+    the task type where the spec gives one (warm starts match on it)."""
     from lora_hpo.spec.spec_loader import spec_hash
 
-    return {
+    tags = {
         "lora_hpo.spec_hash": spec_hash(spec),
         "lora_hpo.metric": spec.metric,
         "lora_hpo.mode": spec.mode,
     }
+    return tags | ({"lora_hpo.task_type": spec.task_type} if spec.task_type else {})
 
 
 def study_params(spec: StudySpec) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 STATUS_STYLE = {  # marker, label
     "completed": ("o", "completed"),
-    "stopped_early": ("v", "stopped early (ASHA)"),
+    "stopped_early": ("v", "stopped early (ASHA or the curve stopper)"),
     "diverged": ("x", "diverged"),
 }
 IMPORTANCE_PARAMS = ("r", "alpha_ratio", "learning_rate", "use_rslora", "lora_dropout")
@@ -204,7 +204,7 @@ def plot_curves(trials: list[Trial], metric: str, out: Path) -> Path:
         if t.status in STATUS_STYLE and t.status != "completed":
             marker = STATUS_STYLE[t.status][0]
             ax.plot(steps[-1], values[-1], marker, color=line.get_color(), ms=9, mew=2)
-    ax.plot([], [], "v", color="black", label="stopped by ASHA")
+    ax.plot([], [], "v", color="black", label="stopped early")
     ax.plot([], [], "x", color="black", label="diverged")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

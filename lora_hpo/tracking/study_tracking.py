@@ -14,6 +14,7 @@ from lora_hpo.tracking.mlflow_store import Store
 from lora_hpo.tracking.mlflow_tracker import MLflowTracker
 from lora_hpo.tracking.parent_run import ParentRun, StagedFacts
 from lora_hpo.tracking.study_plots import Trial, draw_report
+from lora_hpo.tracking.warm_start import WarmStart, find_warm_start
 
 
 class StudyTracking:
@@ -31,11 +32,27 @@ class StudyTracking:
         self.trackers: list[MLflowTracker] = []
         self.parent: ParentRun | None = None
         self.report_line = ""  # where the study's pictures went, for the summary
+        self.warm: dict[str, WarmStart] = {}  # by study name: what its warm start found
+
+    def warm_start(self, spec: StudySpec) -> WarmStart:
+        """The earlier studies in this store that ``spec`` can start from (``warm_start``);
+        none when the store cannot be read (the study then starts cold, and says why)."""
+        from lora_hpo.tracking.mlflow_store import configure_client_env, resolve_tracking_uri
+
+        configure_client_env()
+        uri, _ = resolve_tracking_uri(self.tracking_uri, spec.tracking.tracking_uri)
+        try:
+            found = find_warm_start(spec, uri)
+        except Exception as exc:
+            found = WarmStart("none", error=f"{type(exc).__name__}: {exc}"[:300])
+        self.warm[spec.name] = found
+        return found
 
     def callbacks(
         self, spec: StudySpec, study_dir: str, parent_run_id: str | None = None
     ) -> list[Any]:
         """The Tune callbacks that track one study kept in ``study_dir``."""
+        warm = self.warm.get(spec.name)
         tracker = MLflowTracker(
             spec,
             self.tracking_uri,
@@ -43,6 +60,7 @@ class StudyTracking:
             flush_timeout_s=self.flush_timeout_s,
             stream=self.stream,
             parent_run_id=parent_run_id,
+            study_run_tags=warm.tags() if warm is not None else None,
         )
         self.trackers.append(tracker)
         return [tracker]

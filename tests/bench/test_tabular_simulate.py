@@ -130,13 +130,16 @@ def test_summary_goals_and_quantiles() -> None:
 def test_command_writes_json_markdown_and_figures(table_path: Path, tmp_path: Path) -> None:
     figs = tmp_path / "figs"
     simulate.main(["--seeds", "2", "--table", str(table_path), "--out", str(tmp_path),
-                   "--methods", "random,tpe+asha,tpe_step,staged+asha", "--jobs", "1",
+                   "--methods", "random,lora+curve,tpe_step,staged+asha", "--jobs", "1",
                    "--figures-to", str(figs)])  # fmt: skip
     data = json.loads((tmp_path / "tabular.json").read_text())
     t = data["tasks"]["minilm-bbc"]
-    assert set(t["methods"]) == {"random", "tpe+asha", "tpe_step", "staged+asha"}
+    assert set(t["methods"]) == {"random", "lora+curve", "tpe_step", "staged+asha"}
     assert len(t["methods"]["random"]["median"]) == len(t["grid"]) and t["grid"][-1] == 1280
-    assert set(t["goals"]) == {"a", "b"} and t["best_method"] in t["methods"]
+    assert set(t["goals"]) == {"a", "a5", "b", "gap"} and t["best_method"] in t["methods"]
+    assert (
+        t["default_method"] == "lora+curve" and "steps_to_random_best" in t["methods"]["lora+curve"]
+    )
     assert t["default"]["regret"] > 0
     md = (tmp_path / "tabular.md").read_text()
     assert md.startswith("## Search quality on the tabular benchmark")
@@ -157,9 +160,10 @@ def test_keep_joins_tasks_simulated_apart(table_path: Path, tmp_path: Path) -> N
 def test_keep_merges_methods_simulated_apart(table_path: Path, tmp_path: Path) -> None:
     base = ["--seeds", "2", "--table", str(table_path), "--jobs", "1", "--tasks", "minilm-bbc"]
     simulate.main([*base, "--methods", "random", "--out", str(tmp_path / "a")])
-    simulate.main([*base, "--methods", "tpe+asha", "--out", str(tmp_path / "b"),
+    simulate.main([*base, "--methods", "lora+curve", "--out", str(tmp_path / "b"),
                    "--keep", str(tmp_path / "a" / "tabular.json")])  # fmt: skip
     t = json.loads((tmp_path / "b" / "tabular.json").read_text())["tasks"]["minilm-bbc"]
-    assert set(t["methods"]) == {"random", "tpe+asha"} and set(t["goals"]) == {"a", "b"}
+    assert set(t["methods"]) == {"random", "lora+curve"} and t["default_method"] == "lora+curve"
+    assert set(t["goals"]) == {"a", "a5", "b", "gap"}
     random = t["methods"]["random"]
     assert random["steps_to_random_best"] is not None and random["steps_to_random_best"] <= 1280

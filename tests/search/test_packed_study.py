@@ -12,18 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli_process import lora_hpo
 from tests.conftest import tiny_study
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "lora_hpo.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=900, start_new_session=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc
+    return lora_hpo(cwd, *args)
 
 
 def _trial_runs(uri: str, experiment: str) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Where trials evaluate: at ASHA's rungs, the last step and an optional regular grid."""
+"""Where trials evaluate: at ASHA's rungs (or every multiple of the curve stopper's grace
+period), the last step and an optional regular grid."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ ASHA = {"type": "asha", "grace_period": 5, "reduction_factor": 2}
         (40, None, {"type": "none"}, (10, 20, 30, 40)),
         (3, None, {"type": "none"}, (1, 2, 3)),
         (40, 15, {"type": "none"}, (15, 30, 40)),
+        (40, None, {"type": "curve", "grace_period": 10}, (10, 20, 30, 40)),
+        (45, None, {"type": "curve", "grace_period": 20}, (20, 40, 45)),
+        (40, 15, {"type": "curve", "grace_period": 20}, (15, 20, 30, 40)),
     ],
 )
 def test_eval_steps(

@@ -4,7 +4,6 @@ study run nested under it, the decision on the parent, and ``resume`` reusing th
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,14 @@ import pytest
 import yaml
 
 from lora_hpo.search.strategies.staged_study import StagedState
+from tests.cli_process import lora_hpo
 from tests.conftest import tiny_study
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "lora_hpo.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        start_new_session=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    return lora_hpo(None, *args, timeout=600)
 
 
 def _runs(uri: str, experiment: str) -> tuple[Any, dict[str, list[Any]]]:

@@ -1,4 +1,5 @@
-"""``strategy: single``: the whole search in one Ray Tune study."""
+"""``strategy: single``: the whole search in one Ray Tune study, started from earlier studies
+in the MLflow store when the spec asks (``search.warm_start``)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,10 @@ def run(spec: StudySpec, ctx: StudyContext, restore: bool) -> StudyResult:
     where = study_dir(ctx.storage, spec.name)
     if restore and not can_restore(where):
         raise UsageError(f"NAME_OR_PATH: {where!r} holds no Ray Tune experiment to resume")
-    return run_one(spec, ctx.storage, ctx.callbacks_for(spec), ctx.execution(spec), restore=restore)
+    warm = None
+    if spec.search.warm_start and not restore and ctx.tracking is not None:
+        warm = ctx.tracking.warm_start(spec)
+        for line in warm.lines(spec.metric):
+            ctx.say(line)
+    callbacks = ctx.callbacks_for(spec)
+    return run_one(spec, ctx.storage, callbacks, ctx.execution(spec), restore=restore, warm=warm)
