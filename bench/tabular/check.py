@@ -40,7 +40,7 @@ def method_data(task: str, settings: dict[str, Any], variant: str, seed: int, tr
     in stage 2, at least 2)."""
     from lora_hpo.spec.spec_loader import spec_to_dict
 
-    name, _, asha = variant.partition("+")
+    name, _, stop = variant.partition("+")
     if name == "staged":
         data = spec_to_dict(methods.staged_spec(task, settings, seed))
         per_rank = min(methods.STAGE1_SAMPLES, trials)  # a smoke run's 2: one wave a rank
@@ -52,7 +52,8 @@ def method_data(task: str, settings: dict[str, Any], variant: str, seed: int, tr
         search = {"sampler": sampler, "seed": seed, "num_samples": trials}
         data = spec_to_dict(methods.task_spec(task, settings, dialect, search))
     data["name"] = data["tracking"]["experiment"] = f"check-{task}-{variant.replace('+', '-')}"
-    scheduler = {"type": "asha", **settings["asha"]} if asha else {"type": "none"}
+    scheduler = methods.stopper(settings, stop) or {"type": "none"}
+    scheduler.setdefault("type", "asha")
     data["search"] |= {"scheduler": scheduler, "max_concurrent": 2}
     return data
 
@@ -96,7 +97,11 @@ def check_task(
     earlier = {m["variant"]: m for m in kept.get("methods", [])}
     rows = [
         earlier[v] if v in earlier else check_method(task, sim, v, args)
-        for v in summary.ranked(sim["methods"])[:2]
+        for v in [
+            v
+            for v in summary.ranked(sim["methods"])
+            if v.partition("+")[0] not in methods.ABLATIONS
+        ][:2]  # an ablation is no spec a user can write
     ]
     first, second = rows
     holds, tie = None, False

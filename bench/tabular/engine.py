@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.tabular.table import WORST, Table
-from lora_hpo.spec.registries import make_sampler
+from lora_hpo.search.optuna_samplers import make_sampler
 from lora_hpo.spec.search_space import compile_space, derive
 from lora_hpo.spec.spec_schema import SpaceSpec
 from lora_hpo.spec.trial_outcome import ranked, trial_status
@@ -80,9 +80,11 @@ class StudyPlan:
     space: SpaceSpec
     sampler: str
     seed: int
-    asha: dict[str, Any] | None  # grace_period, reduction_factor; None: no early stopping
+    asha: dict[str, Any] | None  # grace_period, reduction_factor (type: curve); None: none
     trials: int | None = None  # None: until the run's budget is used
     concurrency: int = 2
+    prior: Any = None  # the lora sampler's prior (lora_hpo.search.lora_prior.LoraPrior)
+    options: dict[str, Any] = field(default_factory=dict)  # the lora sampler's, for ablations
 
 
 @dataclass
@@ -98,10 +100,17 @@ class _Trial:
 
 
 def asha_scheduler(table: Table, asha: dict[str, Any]) -> Any:
-    """Ray Tune's ASHA with the product's arguments (``lora_hpo.search.tune_study.scheduler``);
-    metric and mode, which Tune passes on from the study, given here."""
+    """Ray Tune's ASHA with the product's arguments (``lora_hpo.search.tune_study.scheduler``),
+    or with ``type: curve`` the product's learning-curve stopper; metric and mode, which Tune
+    passes on from the study, given here."""
     from ray.tune.schedulers import ASHAScheduler
 
+    from lora_hpo.search.curve_stopping import CurveStopper
+
+    if asha.get("type") == "curve":
+        return CurveStopper(
+            "step", table.max_steps, asha["grace_period"], metric=METRIC, mode=table.mode
+        )
     return ASHAScheduler(
         time_attr="step",
         metric=METRIC,
@@ -126,9 +135,13 @@ class _Study:
         direction: Literal["maximize", "minimize"] = (
             "maximize" if self.table.mode == "max" else "minimize"
         )
-        self.study = optuna.create_study(
-            direction=direction, sampler=make_sampler(plan.sampler, plan.seed)
-        )
+        if plan.options:
+            from lora_hpo.search.lora_sampler import LoraSampler
+
+            sampler = LoraSampler(plan.space, plan.prior, seed=plan.seed, **plan.options)
+        else:
+            sampler = make_sampler(plan.sampler, plan.seed, plan.space, plan.prior)
+        self.study = optuna.create_study(direction=direction, sampler=sampler)
         self.dists = compile_space(plan.space)
         self.asha = asha_scheduler(self.table, plan.asha) if plan.asha else None
         self.heap: list[tuple[float, int, _Trial]] = []

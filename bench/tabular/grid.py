@@ -47,6 +47,23 @@ TASKS: dict[str, dict[str, Any]] = {
         "space": {"target_modules": "attention"},
         "asha": {"grace_period": 4, "reduction_factor": 2},
     },
+    # Held out (issue 30): recorded after the default strategy was chosen on the two above,
+    # and kept out of every design choice; its figures are reported as they come.
+    "smollm2-domain": {
+        "title": "SmolLM2-135M causal LM on BBC news as plain text (domain adaptation)",
+        "base": "domain-adaptation.yaml",
+        "data": {"max_length": 32, "max_train_samples": 400, "max_eval_samples": 16},
+        "training": {
+            "max_steps": 12,
+            "eval_every": 4,
+            "batch_size": 2,
+            "eval_batch_size": 16,
+            "gradient_accumulation": 1,
+        },
+        "space": {},  # the preset's target modules: attention+mlp
+        "asha": {"grace_period": 4, "reduction_factor": 2},
+        "held_out": True,
+    },
 }
 SMOKE = {
     "minilm-bbc": {
@@ -55,6 +72,11 @@ SMOKE = {
         "asha": {"grace_period": 2},
     },
     "smollm2-instruct": {
+        "data": {"max_length": 24, "max_train_samples": 16, "max_eval_samples": 4},
+        "training": {"max_steps": 4, "eval_every": 2, "batch_size": 2, "eval_batch_size": 4},
+        "asha": {"grace_period": 2},
+    },
+    "smollm2-domain": {
         "data": {"max_length": 24, "max_train_samples": 16, "max_eval_samples": 4},
         "training": {"max_steps": 4, "eval_every": 2, "batch_size": 2, "eval_batch_size": 4},
         "asha": {"grace_period": 2},

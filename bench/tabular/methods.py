@@ -21,9 +21,10 @@ from typing import Any
 
 from bench.tabular.engine import Finished, Run, StudyPlan, run_study
 from bench.tabular.grid import task_raw
+from lora_hpo.search.lora_prior import lora_prior
 from lora_hpo.search.strategies.staged_study import run_staged
 from lora_hpo.spec.spec_loader import parse_spec
-from lora_hpo.spec.spec_schema import SpaceSpec, StudySpec
+from lora_hpo.spec.spec_schema import StudySpec
 
 SEARCHERS = {  # name -> (sampler, learning-rate dialect)
     "random": ("random", "lr"),
@@ -31,6 +32,13 @@ SEARCHERS = {  # name -> (sampler, learning-rate dialect)
     "tpe_step": ("tpe", "step"),
     "gp": ("gp", "lr"),
     "staged": ("tpe", "lr"),
+    "lora": ("lora", "lr"),  # lora-hpo's default: prior, incumbent and random draws
+    "lora_prior_only": ("lora", "lr"),  # ablation: prior and random draws, no incumbent
+    "lora_no_prior": ("lora", "lr"),  # ablation: incumbent and random draws, no prior
+}
+ABLATIONS: dict[str, dict[str, Any]] = {  # the lora sampler's options, and whether it has a prior
+    "lora_prior_only": {"incumbent": False},
+    "lora_no_prior": {"incumbent": True},
 }
 LABELS = {
     "random": "random",
@@ -38,18 +46,37 @@ LABELS = {
     "tpe_step": "TPE on step size",
     "gp": "GP",
     "staged": "staged",
+    "lora": "lora (prior + incumbent)",
+    "lora_prior_only": "lora, prior only",
+    "lora_no_prior": "lora, no prior",
 }
-DEFAULT_METHOD = "tpe+asha"  # lora-hpo's default study: TPE + ASHA with the quickstart's settings
+DEFAULT_METHOD = "lora+curve"  # the shipped default: the lora sampler, stopping on the curve
 STAGE1_SAMPLES = 3  # staged: trials per rank in the rank sweep
 
 
+STOPPERS = {"": "", "asha": " + ASHA", "curve": " + curve stop"}  # variant suffix -> label
+
+
 def variants() -> list[str]:
-    return [f"{m}{suffix}" for m in SEARCHERS for suffix in ("", "+asha")]
+    """Every searcher with and without ASHA; lora (and its prior-only ablation) and random
+    also with the curve stopper."""
+    out = [f"{m}{suffix}" for m in SEARCHERS for suffix in ("", "+asha")]
+    return [*out, "lora+curve", "lora_prior_only+curve", "random+curve"]
 
 
 def label(variant: str) -> str:
-    name, _, asha = variant.partition("+")
-    return LABELS[name] + (" + ASHA" if asha else "")
+    name, _, stop = variant.partition("+")
+    return LABELS[name] + STOPPERS[stop]
+
+
+def stopper(settings: dict[str, Any], suffix: str) -> dict[str, Any] | None:
+    """The early stopping of a variant: the task's ASHA, the curve stopper from ASHA's grace
+    period, or none."""
+    if suffix == "asha":
+        return dict(settings["asha"])
+    if suffix == "curve":
+        return {"type": "curve", "grace_period": settings["asha"]["grace_period"]}
+    return None
 
 
 def _widened(values: list[float]) -> tuple[float, float]:
@@ -129,14 +156,16 @@ def run_staged_sim(run: Run, spec: StudySpec, asha: dict[str, Any] | None) -> No
 def simulate(table: Any, variant: str, seed: int, budget: int) -> Run:
     """One seed of one method on one task's table."""
     name, _, suffix = variant.partition("+")
-    asha = dict(table.settings["asha"]) if suffix == "asha" else None
+    asha = stopper(table.settings, suffix)
     run = Run(table, budget)
     if name == "staged":
         run_staged_sim(run, staged_spec(table.task, table.settings, seed), asha)
         return run
     sampler, dialect = SEARCHERS[name]
-    space: SpaceSpec = task_spec(table.task, table.settings, dialect, {}).space
-    run_study(run, StudyPlan(space, sampler, seed, asha))
+    spec: StudySpec = task_spec(table.task, table.settings, dialect, {})
+    prior = lora_prior(spec) if sampler == "lora" and name != "lora_no_prior" else None
+    options = ABLATIONS.get(name, {})
+    run_study(run, StudyPlan(spec.space, sampler, seed, asha, prior=prior, options=options))
     return run
 
 

@@ -15,7 +15,8 @@ from bench.tabular.methods import SEARCHERS
 from bench.tabular.table import Table
 
 COLORS = {"random": "tab:gray", "tpe": "tab:blue", "tpe_step": "tab:green", "gp": "tab:purple",
-          "staged": "tab:orange"}  # fmt: skip
+          "staged": "tab:orange", "lora": "tab:red", "lora_prior_only": "tab:pink",
+          "lora_no_prior": "tab:brown"}  # fmt: skip
 
 
 def _pyplot() -> Any:
