@@ -34,6 +34,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "tabular.json"
 OUT = Path(__file__).resolve().parents[1] / "out" / "tabular-check"
 
 
+def top_two(per: dict[str, Any]) -> list[str]:
+    """The simulator's two best methods that a spec can express (an ablation of the lora
+    sampler is none)."""
+    return [v for v in summary.ranked(per) if v.partition("+")[0] not in methods.ABLATIONS][:2]
+
+
 def method_data(task: str, settings: dict[str, Any], variant: str, seed: int, trials: int) -> Any:
     """The study a method runs on the task, as spec data: its space, sampler, ASHA or not,
     ``trials`` trials in all (staged: stage 1's sweep, at most ``trials`` a rank, then the rest
@@ -91,21 +97,22 @@ def run_method(data: dict[str, Any], work: Path) -> dict[str, Any]:
 def check_task(
     task: str, results: dict[str, Any], args: argparse.Namespace, kept: dict[str, Any]
 ) -> dict[str, Any]:
-    """The task's top two methods; one already in ``kept`` (an earlier check of the task, run
-    with the same seed) is taken from it, not run again."""
+    """The task's top two methods (or those ``--methods`` names), best first by the
+    simulator's ranking; one already in ``kept`` (an earlier check of the task, run with the
+    same seed) is taken from it, not run again."""
     sim = results["tasks"][task]
     earlier = {m["variant"]: m for m in kept.get("methods", [])}
+    order = summary.ranked(sim["methods"])
+    chosen = [v for v in args.methods.split(",") if v] if args.methods else top_two(sim["methods"])
     rows = [
         earlier[v] if v in earlier else check_method(task, sim, v, args)
-        for v in [
-            v
-            for v in summary.ranked(sim["methods"])
-            if v.partition("+")[0] not in methods.ABLATIONS
-        ][:2]  # an ablation is no spec a user can write
+        for v in sorted(chosen, key=order.index)
     ]
-    first, second = rows
+    for row in rows:
+        row["sim_rank"] = order.index(row["variant"]) + 1
     holds, tie = None, False
-    if first["regret"] is not None and second["regret"] is not None:
+    if len(rows) == 2 and all(r["regret"] is not None for r in rows):
+        first, second = rows
         holds, tie = first["regret"] <= second["regret"], first["regret"] == second["regret"]
     return {"metric": sim["metric"], "budget": sim["budget"], "oracle": sim["oracle"],
             "methods": rows, "ranking_holds": holds, "tie": tie}  # fmt: skip
@@ -155,7 +162,9 @@ def render(out: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for task, res in out["tasks"].items():
-        lines += [_row(task, rank, m) for rank, m in enumerate(res["methods"], start=1)]
+        lines += [
+            _row(task, m.get("sim_rank", rank), m) for rank, m in enumerate(res["methods"], 1)
+        ]
     lines.append("")
     if any((m["regret"] or 0) < 0 for res in out["tasks"].values() for m in res["methods"]):
         lines += [
@@ -165,6 +174,8 @@ def render(out: dict[str, Any]) -> str:
             "",
         ]
     for task, res in out["tasks"].items():
+        if len(res["methods"]) != 2:
+            continue
         a, b = (m["label"] for m in res["methods"])
         verdict = {True: "holds", False: "does not hold", None: "cannot be judged"}
         lines.append(
@@ -194,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table", type=Path, default=TABLE)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--keep", type=Path, help="an earlier check.json: its runs are reused")
+    ap.add_argument("--methods", default="", help="these methods instead of the top two")
     args = ap.parse_args(argv)
     results = json.loads(args.results.read_text())
     tasks = [t for t in args.tasks.split(",") if t] or list(results["tasks"])

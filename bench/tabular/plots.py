@@ -45,10 +45,17 @@ def _curve(ax: Any, grid: list[int], m: dict[str, Any], color: str, label: str) 
 
 def regret_figure(task: str, t: dict[str, Any], out: Path) -> Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, asha in zip(axes, (False, True), strict=True):
+    stops = [
+        x for x in ("", "asha", "curve") if any(v.partition("+")[2] == x for v in t["methods"])
+    ]
+    fig, axes = plt.subplots(
+        1, len(stops), figsize=(6 * len(stops), 4.5), sharey=True, squeeze=False
+    )
+    axes = axes[0]
+    titles = {"": "no early stopping", "asha": "with ASHA", "curve": "with the curve stopper"}
+    for ax, stop in zip(axes, stops, strict=True):
         for name in SEARCHERS:
-            variant = name + ("+asha" if asha else "")
+            variant = name + (f"+{stop}" if stop else "")
             if variant in t["methods"]:
                 _curve(
                     ax,
@@ -64,7 +71,7 @@ def regret_figure(task: str, t: dict[str, Any], out: Path) -> Path:
         if t["random_final_median_regret"] is not None:
             ax.axhline(t["random_final_median_regret"], color="black", ls=":", lw=1,
                        label="random's final median")  # fmt: skip
-        ax.set_title(f"{task}: " + ("with ASHA" if asha else "no early stopping"))
+        ax.set_title(f"{task}: {titles[stop]}")
         ax.set_xlabel("trial-steps")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

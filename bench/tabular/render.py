@@ -89,8 +89,9 @@ def _goal_lines(t: dict[str, Any]) -> list[str]:
     if "gap" in g:
         gap = g["gap"]
         out.append(
-            f"- At equal compute (one full trial, {gap['trial_steps']} trial-steps) its median"
-            f" regret is {_num(gap['median_regret'])} against the tutorial default's"
+            f"- At equal compute (one full trial in each of the two slots, {gap['trial_steps']}"
+            f" trial-steps: the tutorial default is one trial) its median regret is"
+            f" {_num(gap['median_regret'])} against the tutorial default's"
             f" {_num(gap['default_regret'])}."
         )
     return out

@@ -40,7 +40,8 @@ def test_smoke_check_runs_the_top_two_methods_for_real(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads((tmp_path / "check.json").read_text())["tasks"]["minilm-bbc"]
-    assert [m["variant"] for m in out["methods"]] == ["staged+asha", "random+asha"]
+    results = json.loads(check.RESULTS.read_text())["tasks"]["minilm-bbc"]["methods"]
+    assert [m["variant"] for m in out["methods"]] == check.top_two(results)
     for m in out["methods"]:
         assert m["trials"] >= 2 and m["trial_steps"] > 0 and m["regret"] is not None
     assert "| minilm-bbc |" in (tmp_path / "check.md").read_text()
@@ -50,9 +51,9 @@ def test_kept_runs_are_reused_and_not_run_again(tmp_path: Path) -> None:
     import argparse
 
     results = json.loads(check.RESULTS.read_text())
-    top = check.summary.ranked(results["tasks"]["minilm-bbc"]["methods"])[:2]
+    top = check.top_two(results["tasks"]["minilm-bbc"]["methods"])
     kept = {"methods": [{"variant": v, "regret": 0.01 * i} for i, v in enumerate(top, 1)]}
-    args = argparse.Namespace(smoke=True, table=check.TABLE, seed=0, out=tmp_path)
+    args = argparse.Namespace(smoke=True, table=check.TABLE, seed=0, out=tmp_path, methods="")
     got = check.check_task("minilm-bbc", results, args, kept)
     assert got["methods"] == kept["methods"] and got["ranking_holds"] is True
     assert not (tmp_path / "work").exists()  # nothing ran
