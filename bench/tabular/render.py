@@ -158,8 +158,9 @@ def _ablation(result: dict[str, Any]) -> list[str]:
 def task_part(task: str, t: dict[str, Any], figures: list[str]) -> list[str]:
     o, d = t["oracle"], t["default"]
     held = (
-        " **Held out**: recorded after the default was chosen on the other tasks, and reported"
-        " as it came."
+        " **Held out**: recorded while the default was designed on the other tasks, kept out of"
+        " every design choice, simulated once after the design was committed, and reported as"
+        " it came."
         if t.get("held_out")
         else ""
     )

@@ -63,11 +63,33 @@ def show_space(args: argparse.Namespace) -> int:
     spec = load_spec(args.file, args.set)
     print(f"study {spec.name!r}: {spec.task}, metric {spec.metric} ({spec.mode})")
     print(format_table(["param", "kind", "detail"], describe(spec.space)))
+    print(_search_line(spec))
     print(_memory_line(spec))
     packing = explain_pack(spec.search, spec.resources)
     if packing:
         print(packing)
     return 0
+
+
+def _search_line(spec: StudySpec) -> str:
+    """The sampler and early stopping; for the lora sampler, where its prior is centred."""
+    sch = spec.search.scheduler
+    stop = {"asha": f"ASHA (grace {sch.grace_period}, rf {sch.reduction_factor:g})",
+            "curve": f"on the learning curve (from step {sch.grace_period})",
+            "none": "none"}[sch.type]  # fmt: skip
+    line = f"search: sampler {spec.search.sampler}, early stopping {stop}"
+    if spec.search.sampler != "lora":
+        return line
+    from lora_hpo.search.lora_prior import lora_prior, model_width
+
+    prior, width = lora_prior(spec), model_width(spec)
+    band = f"ranks {prior.rank_band[0]}-{prior.rank_band[1]}" if prior.rank_band else "any rank"
+    size = f"hidden size {width}" if width else "hidden size unknown: the 7B reference"
+    return (
+        f"{line}; prior: step size lr x scale near {prior.step_size:.2g}"
+        f" (x/÷ 10^{prior.step_sigma:g}; {size}, {spec.training.max_steps} steps), {band},"
+        f" alpha/r near {prior.alpha_ratio:g}"
+    )
 
 
 def _memory_line(spec: StudySpec) -> str:

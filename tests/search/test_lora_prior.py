@@ -54,3 +54,16 @@ def test_the_prior_takes_the_task_types_rank_band() -> None:
     assert prior.rank_band == (8, 16)
     assert prior.step_size == pytest.approx(REFERENCE_STEP * math.sqrt(4096 / 576) * math.sqrt(10))
     assert lora_prior(_spec({"demo": "smollm2-135m"}, None)).rank_band is None  # type: ignore[arg-type]
+
+
+def test_show_space_says_where_the_prior_is_centred(capsys: pytest.CaptureFixture[str]) -> None:
+    from lora_hpo.cli.main import main
+
+    quickstart = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"
+    assert main(["show-space", str(quickstart)]) == 0
+    out = capsys.readouterr().out
+    centre = centre_step(384, 40)
+    assert "search: sampler lora, early stopping on the learning curve (from step 20)" in out
+    assert f"step size lr x scale near {centre:.2g}" in out and "ranks 4-8" in out
+    assert main(["show-space", str(quickstart), "--set", "search.sampler=tpe"]) == 0
+    assert "sampler tpe" in capsys.readouterr().out
