@@ -142,8 +142,9 @@ def local_ray_with_token() -> Iterator[None]:
 def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     """One small tracked study per server, run once and shared by the test modules (its runs
     stay in MLflow, its checkpoints on disk). The server is stopped for 30 s while it runs.
-    The caller has Ray initialised with HF_TOKEN=FAKE_TOKEN in its environment; the spec's
-    tracking URI carries the token too, as a password. Adapters: the top 2."""
+    The caller has Ray initialised with HF_TOKEN=FAKE_TOKEN in its environment; the tracking
+    URI given as ``--tracking-uri`` would be (a spec file may hold none with a credential)
+    carries the token too, as a password. Adapters: the top 2."""
     if server.uri in _SHARED:
         return _SHARED[server.uri]
     from lora_hpo.search.study_runner import run_study
@@ -152,10 +153,10 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     from tests.conftest import tiny_study
 
     uri = f"http://lora:{FAKE_TOKEN}@127.0.0.1:{server.port}"
-    tracking = {"tracking_uri": uri, "log_adapters": "top-k", "top_k": 2}
+    tracking = {"log_adapters": "top-k", "top_k": 2}
     spec = parse_spec(tiny_study(assets, name="tracked", tracking=tracking))
     stream = io.StringIO()
-    tracking = StudyTracking(flush_timeout_s=240, stream=stream)
+    tracking = StudyTracking(uri, flush_timeout_s=240, stream=stream)
 
     def logging() -> bool:
         box = tracking.trackers[0].outbox if tracking.trackers else None

@@ -217,7 +217,7 @@ def test_top_k_adapters_and_a_verified_champion(tracked: TrackedStudy) -> None:
 @pytest.mark.slow
 def test_no_secret_reaches_the_tracking_store(tracked: TrackedStudy, mlflow_server: Any) -> None:
     assert os.environ["HF_TOKEN"] == FAKE_TOKEN
-    assert FAKE_TOKEN in str(tracked.spec.tracking.tracking_uri)  # the client used it
+    assert FAKE_TOKEN in str(tracked.tracker.tracking_uri)  # the client used it
     stores = [*mlflow_server.root.glob("mlflow.db*"), *mlflow_server.artifacts.rglob("*")]
     files = [p for p in stores if p.is_file()]
     assert {"mlflow.db", "adapter_model.safetensors", "lora_hpo_spec.yaml"} <= {

@@ -47,14 +47,22 @@ def test_warm_start_from_an_earlier_study(
     from lora_hpo.tracking.warm_start import find_warm_start
 
     track = ["--tracking-uri", mlflow_server.uri, "--storage-path", str(tmp_path / "studies")]
+    # data of this test's own (the server and the tiny model are the session's, and other
+    # studies on them must not match): the tiny task plus one row
+    data = tmp_path / "data.jsonl"
+    row = '{"prompt": "warm start", "completion": " ok"}\n'
+    data.write_text((tiny_assets / "copy.jsonl").read_text().rstrip("\n") + "\n" + row)
+    mine = {"data.files": [str(data)]}
     first = tmp_path / "first.yaml"
-    first.write_text(yaml.safe_dump(_spec(tiny_assets, "warm-first")))
+    first.write_text(yaml.safe_dump(_spec(tiny_assets, "warm-first", **mine)))
     _cli(tmp_path, "run", str(first), *track)
     earlier = _study_run(mlflow_server.uri, "warm-first")
     assert earlier.data.tags["lora_hpo.task_type"] == "instruction-tuning"
 
     again = tmp_path / "again.yaml"
-    again.write_text(yaml.safe_dump(_spec(tiny_assets, "warm-again", **{"search.num_samples": 2})))
+    again.write_text(
+        yaml.safe_dump(_spec(tiny_assets, "warm-again", **mine, **{"search.num_samples": 2}))
+    )
     out = _cli(tmp_path, "run", str(again), "--warm-start", *track).stdout
     assert (
         "warm start from warm-first: 3 config(s), handed to the searcher with their results" in out
@@ -73,7 +81,7 @@ def test_warm_start_from_an_earlier_study(
 
     # other data of the same task type: the earlier best step sizes centre the prior
     other = tmp_path / "other.jsonl"
-    other.write_text((tiny_assets / "copy.jsonl").read_text().replace("a", "b"))
+    other.write_text(data.read_text().replace("a", "b"))
     spec = parse_spec(_spec(tiny_assets, "warm-other", **{"data.files": [str(other)]}), "o.yaml")
     warm = find_warm_start(spec, mlflow_server.uri)
     assert warm.mode == "prior" and {t.experiment for t in warm.trials} <= {
