@@ -242,6 +242,18 @@ class Harness:
             )
             return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
+    def s3_modified(self, prefix: str) -> dict[str, float]:
+        """key -> when it was last written (a timestamp), for every object under ``prefix``."""
+        with self.inside():
+            pages = (
+                self.s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+            )
+            return {
+                o["Key"]: o["LastModified"].timestamp()
+                for page in pages
+                for o in page.get("Contents", [])
+            }
+
     def s3_results(self, prefix: str) -> dict[str, list[dict[str, Any]]]:
         """trial id -> its reports, from the result.json objects under ``prefix``."""
         out: dict[str, list[dict[str, Any]]] = {}

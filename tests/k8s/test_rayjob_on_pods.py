@@ -116,6 +116,18 @@ def test_a_retry_after_the_head_pod_died_continues_the_study_from_the_bucket(
         )
 
     wait_until(midway, JOB_S, "two trials done and a third past step 10", poll=0.5)
+    # that third trial's checkpoint counts for the retry once Tune's experiment snapshot in the
+    # bucket knows it: wait for a snapshot written after the results that showed it
+    prefix = f"studies/{name}/"
+    seen = max(
+        t for k, t in shipped.harness.s3_modified(prefix).items() if k.endswith("/result.json")
+    )
+
+    def snapshot_after() -> bool:
+        written = shipped.harness.s3_modified(prefix)
+        return any("experiment_state" in k and t > seen for k, t in written.items())
+
+    wait_until(snapshot_after, JOB_S, "an experiment snapshot newer than those results", poll=0.5)
     done_first = {t for t, (_, s) in statuses(first).items() if s == "completed"}
     shipped.fresh_cluster()  # the head pod dies; KubeRay retries on a fresh cluster
     second = shipped.submit()
