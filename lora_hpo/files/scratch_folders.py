@@ -13,6 +13,7 @@ containers that share a temp folder, and pids are reused.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -40,18 +41,29 @@ def _lock(path: Path) -> IO[bytes] | None:
 
 
 def _remove(folder: str, lock: Path, handle: IO[bytes]) -> None:
-    """The folder, then its lock file, while the lock is still held."""
+    """The folder, then its lock file, while the lock is still held. A file that cannot go
+    (another user's, in a sticky temp folder) stays: a scratch folder is never worth a crash."""
     shutil.rmtree(folder, ignore_errors=True)
-    lock.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        lock.unlink(missing_ok=True)
     handle.close()
 
 
+def _mine(path: Path) -> bool:
+    """Whether this user owns ``path``: in a temp folder shared by several users, another
+    user's dead folder is theirs to sweep (the sticky bit forbids removing it anyway)."""
+    try:
+        return path.stat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def sweep(kind: str, root: str | None = None) -> int:
-    """Remove the ``kind`` folders under ``root`` (the temp folder) whose owner is gone; how
-    many. A folder whose lock file is not there yet (being made) is left alone."""
+    """Remove this user's ``kind`` folders under ``root`` (the temp folder) whose owner is
+    gone; how many. A folder whose lock file is not there yet (being made) is left alone."""
     removed = 0
     for lock in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}{kind}-*{OWNER}"):
-        handle = _lock(lock)
+        handle = _lock(lock) if _mine(lock) else None
         if handle is not None:
             _remove(str(lock)[: -len(OWNER)], lock, handle)
             removed += 1

@@ -5,9 +5,11 @@ stay."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from lora_hpo.files.scratch_folders import OWNER, Scratch, sweep
@@ -64,3 +66,46 @@ def test_a_folder_without_its_lock_yet_is_left_alone(tmp_path: Path) -> None:
     making = tmp_path / "lora-hpo-trial-abc"  # between mkdtemp and the lock's rename
     making.mkdir()
     assert sweep("trial", str(tmp_path)) == 0 and making.is_dir()
+
+
+def _as_user(uid: int, root: Path, keep: bool) -> tuple[int, str]:
+    """In a forked child running as ``uid``: make a ``trial`` folder under ``root``, and end
+    as a killed process would (``keep``: no clean-up runs) or normally. (exit status, name
+    or error)"""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: another user
+        status = 1
+        try:
+            os.close(read)
+            os.setgid(uid)
+            os.setuid(uid)
+            scratch = Scratch("trial", root=str(root))
+            os.write(write, scratch.name.encode())
+            if not keep:
+                scratch.cleanup()
+            status = 0
+        except BaseException as exc:
+            os.write(write, repr(exc).encode())
+        finally:
+            os._exit(status)  # no finalizers: a kept folder stays as after SIGKILL
+    os.close(write)
+    with os.fdopen(read) as said:
+        text = said.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), text
+
+
+def test_another_users_dead_folder_in_a_shared_temp_folder_is_left_to_them() -> None:
+    """A temp folder shared by users (sticky, like /tmp): the first user's killed study left a
+    folder; the second user's study makes its own and does not crash on the first's."""
+    shared = Path(tempfile.mkdtemp(prefix="shared-tmp-"))
+    shared.chmod(0o1777)
+    try:
+        status, left = _as_user(12345, shared, keep=True)
+        assert status == 0, left
+        assert Path(left).is_dir() and Path(left + OWNER).is_file()
+        status, said = _as_user(12346, shared, keep=False)
+        assert status == 0, said  # before: PermissionError removing the first user's lock
+        assert sorted(shared.iterdir()) == sorted([Path(left), Path(left + OWNER)])
+    finally:
+        shutil.rmtree(shared)
