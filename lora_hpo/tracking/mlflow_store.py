@@ -17,6 +17,7 @@ from typing import Any
 from lora_hpo.files.file_names import SPEC_FILE, TRIAL_FILE
 from lora_hpo.files.scratch_folders import Scratch
 from lora_hpo.spec.spec_errors import UsageError
+from lora_hpo.tracking.filter_strings import equals, tags_equal
 
 ALIAS = "champion"
 ADAPTER_DIR = "adapter"  # the artifact folder of a trial run holding its adapter
@@ -118,7 +119,7 @@ class Store:
 
     def _tagged(self, experiment_id: str, match: dict[str, str]) -> list[Any]:
         """Active runs whose tags hold every ``match`` value."""
-        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in match.items())
+        where = tags_equal(match)
         return list(self.client.search_runs([experiment_id], where, max_results=50_000))
 
     def find_runs(self, experiment_id: str, match: dict[str, str]) -> list[str]:
@@ -183,7 +184,9 @@ class Store:
         current = model.aliases.get(ALIAS)
         if current and self.client.get_model_version(name, current).run_id == run_id:
             return str(current)
-        mine = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        mine = self.client.search_model_versions(
+            f"{equals('name', name)} and {equals('run_id', run_id)}"
+        )
         if mine:
             version = str(mine[0].version)
         else:

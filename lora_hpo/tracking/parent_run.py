@@ -18,6 +18,7 @@ import yaml
 from lora_hpo.spec.spec_loader import spec_to_dict
 from lora_hpo.spec.spec_schema import StudySpec
 from lora_hpo.spec.trial_outcome import ranked
+from lora_hpo.tracking.filter_strings import equals
 from lora_hpo.tracking.mlflow_store import ALIAS, SPEC_NAME, Store, resolve_tracking_uri
 from lora_hpo.tracking.run_lineage import Redactor, lineage_tags, study_params, study_tags
 
@@ -102,7 +103,7 @@ class ParentRun:
         client, spec = self._store.client, self.spec
         name = spec.tracking.registered_model or spec.experiment
         candidates = []
-        for version in client.search_model_versions(f"name = '{name}'"):
+        for version in client.search_model_versions(equals("name", name)):
             run = client.get_run(str(version.run_id))
             stage = run.data.tags.get("mlflow.parentRunId")
             if stage and client.get_run(stage).data.tags.get("mlflow.parentRunId") == self.run_id:

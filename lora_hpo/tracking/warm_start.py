@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from lora_hpo.spec.search_space import compile_space, derive
 from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.tracking.filter_strings import tags_equal
 from lora_hpo.tracking.run_lineage import lineage_tags
 
 TOP = 3  # earlier configs handed on
@@ -135,7 +136,7 @@ def _best_trials(
 ) -> list[Earlier]:
     found: list[Earlier] = []
     for study in studies:
-        where = f"tags.`mlflow.parentRunId` = '{study.info.run_id}' and tags.status = 'completed'"
+        where = tags_equal({"mlflow.parentRunId": study.info.run_id, "status": "completed"})
         for run in client.search_runs([study.info.experiment_id], where, max_results=MAX_RUNS):
             value = run.data.metrics.get(spec.metric)
             step = _float(run.data.params.get("step_size"))
