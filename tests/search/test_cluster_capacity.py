@@ -52,6 +52,20 @@ def test_the_wait_line_writes_a_line_every_30_s_off_a_terminal() -> None:
     ]
 
 
+class _Watched(io.StringIO):
+    """A stream that sets ``seen`` once ``text`` has been written to it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.seen = text, threading.Event()
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        if self.text in self.getvalue():
+            self.seen.set()
+        return n
+
+
 @pytest.mark.slow
 def test_a_joined_cluster_with_no_cpus_waits_for_a_worker_then_gives_up_on_gpus() -> None:
     import ray
@@ -62,16 +76,15 @@ def test_a_joined_cluster_with_no_cpus_waits_for_a_worker_then_gives_up_on_gpus(
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         ray.init(address=cluster.address, logging_level="ERROR")
-        stream, got = io.StringIO(), {}
+        stream, got = _Watched("waiting for 1 CPU (0 CPU free); asked the autoscaler"), {}
         waiter = threading.Thread(
             target=lambda: got.update(s=wait_for_capacity(_spec(cpu=1), 120, view=WaitLine(stream)))
         )
         waiter.start()
-        time.sleep(4.0)  # the worker joins later, as an autoscaled one would
+        assert stream.seen.wait(timeout=60)  # it is waiting, and says so: a worker joins later
         cluster.add_node(num_cpus=2)  # (Ray's Cluster adds nodes from the main thread only)
         waiter.join(timeout=120)
-        assert got["s"] >= 3.5, got
-        assert "waiting for 1 CPU (0 CPU free); asked the autoscaler" in stream.getvalue()
+        assert not waiter.is_alive() and got["s"] > 0, got
         started = time.monotonic()
         with pytest.raises(UsageError, match=r"resources: waited 2s for a node .*1 GPU and 1 CPU"):
             wait_for_capacity(_spec(cpu=1, gpu=1), 2, view=WaitLine(io.StringIO()))
