@@ -5,6 +5,7 @@ listens again on the same port."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -60,20 +61,16 @@ class TcpOutage:
     def _close(self, s: socket.socket) -> None:
         with self._lock:
             self._open.discard(s)
-        try:
+        with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         s.close()
 
     def cut(self) -> None:
         """The server is down: new connections are refused, open ones are reset."""
         assert self._listener is not None
         listener, self._listener = self._listener, None
-        try:
+        with contextlib.suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass
         listener.close()
         with self._lock:
             sockets = list(self._open)

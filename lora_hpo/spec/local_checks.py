@@ -39,6 +39,32 @@ def needed_columns(spec: StudySpec) -> dict[str, str]:
     return {"text_field": columns.get("text_field", "text")}
 
 
+def check_demo_data(spec: StudySpec) -> list[Problem]:
+    """A demo dataset holds the columns the spec names (those its registry entry lists) and
+    the splits: it has one, ``train`` (the run would stop at its preflight)."""
+    from lora_hpo.spec.registries import DEMO_DATA
+
+    d = spec.data
+    demo = DEMO_DATA.get(str(d.demo)) if d.demo is not None else None
+    if demo is None:
+        return []
+    known = sorted(set(demo.columns.values()))
+    problems = [
+        Problem(
+            f"data.{key}",
+            f"column {column!r} is not in the demo dataset {d.demo!r}; its columns are {known}",
+        )
+        for key, column in needed_columns(spec).items()
+        if column not in known
+    ]
+    for name, split in (("train_split", d.train_split), ("eval_split", d.eval_split)):
+        if split not in (None, "train"):
+            hold = " (hold out part of it with eval_fraction)" if name == "eval_split" else ""
+            message = f"the demo dataset {d.demo!r} has one split, 'train'{hold}, but got {split!r}"
+            problems.append(Problem(f"data.{name}", message))
+    return problems
+
+
 def check_data_files(spec: StudySpec) -> list[Problem]:
     """Every local data file: present, readable, not empty, well formed, with the columns."""
     d, problems = spec.data, []
@@ -173,6 +199,7 @@ def check_local(spec: StudySpec, file: str = "", on_cluster: bool = False) -> li
     cluster, a missing path says where the files must be."""
     import dataclasses
 
-    found = check_demo_packages(spec) + check_model(spec) + check_data_files(spec)
+    found = check_demo_packages(spec) + check_model(spec) + check_demo_data(spec)
+    found += check_data_files(spec)
     hint = CLUSTER_HINT if on_cluster else ""
     return [dataclasses.replace(p, file=file, message=p.message + hint) for p in found]

@@ -43,7 +43,8 @@ def _at_most(param: Param, high: float, path: str) -> Iterator[Problem]:
     """Every value the parameter can take is <= ``high``."""
     top = bounds(param)[1]
     if isinstance(top, (int, float)) and not isinstance(top, bool) and top > high:
-        shown = f"{top:.4g}" if isinstance(top, float) or abs(top) > 10**9 else str(top)
+        big = isinstance(top, float) or 10**9 < abs(top) < 10**300  # beyond: no float holds it
+        shown = f"{top:.4g}" if big else str(top)
         where = path + (".high" if isinstance(param, Range) else "")
         yield Problem(where, f"must be <= {high:g}, but got {shown}")
 
@@ -110,9 +111,26 @@ def check_space(space: SpaceSpec) -> Iterator[Problem]:
 
 
 def _check_adalora(space: SpaceSpec, max_steps: int) -> Iterator[Problem]:
+    """AdaLoRA's settings hold whichever adapter is searched; the budget is checked against
+    the ranks and the steps when adalora can be drawn."""
+    ada = space.adalora
+    if ada.init_r is not None:
+        yield from _at_least(ada.init_r, 1, "space.adalora.init_r")
+        if ada.init_r > MOST["r"]:
+            yield Problem("space.adalora.init_r", f"must be <= {MOST['r']}, but got {ada.init_r}")
+    yield from _at_least(ada.delta_t, 1, "space.adalora.delta_t")
+    yield from _at_least(ada.tinit, 0, "space.adalora.tinit")
+    yield from _at_least(ada.tfinal, 0, "space.adalora.tfinal")
+    for name in ("beta1", "beta2"):
+        value = getattr(ada, name)
+        if not 0 <= value < 1:
+            yield Problem(f"space.adalora.{name}", f"must be in [0, 1), but got {value}")
+    if not 0 <= ada.orth_reg_weight <= 1e3:
+        yield Problem(
+            "space.adalora.orth_reg_weight", f"must be in [0, 1000], but got {ada.orth_reg_weight}"
+        )
     if not can_be(space.adapter, "adalora"):
         return
-    ada = space.adalora
     if ada.init_r is not None and ada.init_r < bounds(space.r)[1]:
         yield Problem(
             "space.adalora.init_r",
@@ -123,19 +141,6 @@ def _check_adalora(space: SpaceSpec, max_steps: int) -> Iterator[Problem]:
             "space.adalora",
             f"tinit + tfinal < training.max_steps must hold, but got {ada.tinit} + {ada.tfinal}"
             f" >= {max_steps}",
-        )
-    yield from _at_least(ada.delta_t, 1, "space.adalora.delta_t")
-    yield from _at_least(ada.tinit, 0, "space.adalora.tinit")
-    yield from _at_least(ada.tfinal, 0, "space.adalora.tfinal")
-    if ada.init_r is not None and ada.init_r > MOST["r"]:
-        yield Problem("space.adalora.init_r", f"must be <= {MOST['r']}, but got {ada.init_r}")
-    for name in ("beta1", "beta2"):
-        value = getattr(ada, name)
-        if not 0 <= value < 1:
-            yield Problem(f"space.adalora.{name}", f"must be in [0, 1), but got {value}")
-    if not 0 <= ada.orth_reg_weight <= 1e3:
-        yield Problem(
-            "space.adalora.orth_reg_weight", f"must be in [0, 1000], but got {ada.orth_reg_weight}"
         )
 
 
@@ -157,17 +162,15 @@ def check_training(t: TrainingSpec, s: SearchSpec) -> Iterator[Problem]:
     if t.head_learning_rate is not None:
         yield from _at_least(t.head_learning_rate, 0, "training.head_learning_rate", strict=True)
     yield from _at_least(t.max_grad_norm, 0, "training.max_grad_norm", strict=True)
-    sch = s.scheduler
-    if sch.type in ("asha", "curve"):
-        yield from _at_least(sch.grace_period, 1, "search.scheduler.grace_period")
-        if sch.type == "asha":
-            yield from _at_least(sch.reduction_factor, 1, "search.scheduler.reduction_factor", True)
-        if sch.grace_period > t.max_steps:
-            yield Problem(
-                "search.scheduler.grace_period",
-                f"grace_period <= training.max_steps must hold, but got {sch.grace_period}"
-                f" > {t.max_steps}",
-            )
+    sch = s.scheduler  # its settings hold even where the scheduler type does not read them
+    yield from _at_least(sch.grace_period, 1, "search.scheduler.grace_period")
+    yield from _at_least(sch.reduction_factor, 1, "search.scheduler.reduction_factor", True)
+    if sch.type in ("asha", "curve") and sch.grace_period > t.max_steps:
+        yield Problem(
+            "search.scheduler.grace_period",
+            f"grace_period <= training.max_steps must hold, but got {sch.grace_period}"
+            f" > {t.max_steps}",
+        )
 
 
 def check_search(
@@ -182,8 +185,7 @@ def check_search(
             f" > {s.num_samples}",
         )
     yield from _at_least(s.max_failures, 0, "search.max_failures")
-    if s.strategy == "staged":
-        yield from check_staged(s)
+    yield from check_staged(s)  # its settings hold even where the strategy is single
     metrics = TASK_METRICS[task]
     metric = default_metric(task, s)
     if s.metric is not None and s.metric not in metrics:
@@ -274,6 +276,7 @@ def check_staged(s: SearchSpec) -> Iterator[Problem]:
     yield from _at_least(st.samples_per_rank, 1, "search.staged.samples_per_rank")
     yield from _at_least(st.stage2_samples, 1, "search.staged.stage2_samples")
     yield from _at_least(st.ratio_low, 0, "search.staged.ratio_low", strict=True)
+    yield from _at_least(st.ratio_high, 0, "search.staged.ratio_high", strict=True)
     if st.ratio_low > st.ratio_high:
         yield Problem(
             "search.staged",

@@ -58,7 +58,11 @@ def _as_float(value: Any) -> Any:
         except ValueError:
             return _MISSING
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else _MISSING
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float, e.g. 10**400
+            return _MISSING
+        return number if math.isfinite(number) else _MISSING
     return _MISSING
 
 

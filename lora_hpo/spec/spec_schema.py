@@ -117,7 +117,9 @@ class TrainingSpec:
     gradient_accumulation: int = field(default=1, metadata=doc("micro-batches per step"))
     head_learning_rate: float | None = field(
         default=None,
-        metadata=doc("lr for a newly initialised task head (classifier); default: the trial's lr"),
+        metadata=doc(
+            "lr for a newly initialised task head (classifier); default: the trial's lr", most=10.0
+        ),
     )
     warmup_ratio: float = field(default=0.0, metadata=doc("fraction of max_steps warming up"))
     weight_decay: float = field(default=0.0, metadata=doc("AdamW weight decay"))
@@ -162,8 +164,11 @@ class StagedSpec:
     samples_per_rank: int = field(default=2, metadata=doc("stage 1 trials at each rank"))
     stage2_samples: int = field(default=8, metadata=doc("stage 2 trials over alpha/r and lr"))
     ratio_low: float = field(default=0.5, metadata=doc("stage 2: lowest alpha/r (or alpha/sqrt r)"))
-    ratio_high: float = field(default=4.0, metadata=doc("stage 2: highest alpha/r"))
-    rslora_alpha: float = field(default=16.0, metadata=doc("stage 1 alpha when use_rslora is on"))
+    # at most what space.alpha_ratio and space.lora_alpha may search (spec_checks.MOST)
+    ratio_high: float = field(default=4.0, metadata=doc("stage 2: highest alpha/r", most=1e4))
+    rslora_alpha: float = field(
+        default=16.0, metadata=doc("stage 1 alpha when use_rslora is on", most=1e6)
+    )
 
 
 @dataclass(frozen=True)
