@@ -233,6 +233,14 @@ def check_names(name: str, tracking: TrackingSpec) -> Iterator[Problem]:
             f" {found}; give the URI without it and the credential in MLFLOW_TRACKING_USERNAME"
             " / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
         )
+    for field in ("experiment", "registered_model"):
+        value = getattr(tracking, field) or ""
+        if "'" in value and '"' in value:  # MLflow's search filters cannot name it
+            yield Problem(
+                f"tracking.{field}",
+                f"must not hold both ' and \" (MLflow cannot search for such a name), but got"
+                f" {value[:60]!r}",
+            )
 
 
 CHECK_GROUPS: list[tuple[tuple[str, ...], Callable[..., Iterator[Problem]]]] = [

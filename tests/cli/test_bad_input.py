@@ -106,6 +106,12 @@ NUMBERS: list[tuple[str, str, Any, str]] = [
         "https://m/?token=abc",
         "the query parameter 'token'",
     ),
+    (
+        "a model name no MLflow filter can name",
+        "tracking.registered_model",
+        "bob's \"best\" adapters",
+        "must not hold both ' and",
+    ),
 ]
 
 
