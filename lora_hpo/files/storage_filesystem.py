@@ -13,6 +13,7 @@ nodes rebuild it, and resolve the keys from their own environment (a Secret on K
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pyarrow import fs
@@ -38,8 +39,9 @@ class RetryingS3FileSystem(fs.S3FileSystem):  # type: ignore[misc]
 
 
 def storage_filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    """(filesystem, path in it) for a local path or URI; S3 rides out outages."""
-    filesystem, path = fs.FileSystem.from_uri(uri)
+    """(filesystem, path in it) for a local path (made absolute) or a URI; S3 rides out
+    outages. (Import this module inside functions: pyarrow takes a while to import.)"""
+    filesystem, path = fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
     if isinstance(filesystem, fs.S3FileSystem) and not isinstance(filesystem, RetryingS3FileSystem):
         options = dict(filesystem.__reduce__()[1][0])  # what from_uri resolved
         filesystem = RetryingS3FileSystem(options)

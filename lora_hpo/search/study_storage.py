@@ -49,6 +49,7 @@ def is_dir(path: str) -> bool:
     """Whether a local path or a URI is a directory (an object-store prefix with objects)."""
     from pyarrow import fs
 
+    # pyarrow's own retries, not the outage-riding ones: a wrong endpoint fails at once
     filesystem, where = fs.FileSystem.from_uri(path if "://" in path else str(Path(path).resolve()))
     return bool(filesystem.get_file_info(where).type == fs.FileType.Directory)
 
@@ -74,9 +75,9 @@ def read_results(directory: str) -> list[list[dict[str, Any]]]:
 
     from pyarrow import fs
 
-    filesystem, where = fs.FileSystem.from_uri(
-        directory if "://" in directory else str(Path(directory).resolve())
-    )
+    from lora_hpo.files.storage_filesystem import storage_filesystem
+
+    filesystem, where = storage_filesystem(directory)
     trials = []
     for info in filesystem.get_file_info(fs.FileSelector(where, allow_not_found=True)):
         if info.type != fs.FileType.Directory:
@@ -99,9 +100,9 @@ def prune_checkpoints(directory: str, keep: int) -> int:
     can be older than the trial's newest, and a restore from a deleted one fails."""
     from pyarrow import fs
 
-    filesystem, where = fs.FileSystem.from_uri(
-        directory if "://" in directory else str(Path(directory).resolve())
-    )
+    from lora_hpo.files.storage_filesystem import storage_filesystem
+
+    filesystem, where = storage_filesystem(directory)
     deleted = 0
     for info in filesystem.get_file_info(fs.FileSelector(where, allow_not_found=True)):
         if info.type != fs.FileType.Directory:
@@ -171,9 +172,10 @@ def holds_study(spec: StudySpec, storage: str) -> bool:
 def write_spec(spec: StudySpec, directory: str) -> None:
     """Keep the resolved spec in the study directory."""
     import yaml
-    from pyarrow import fs
 
-    filesystem, path = fs.FileSystem.from_uri(directory)
+    from lora_hpo.files.storage_filesystem import storage_filesystem
+
+    filesystem, path = storage_filesystem(directory)
     filesystem.create_dir(path, recursive=True)
     with filesystem.open_output_stream(f"{path}/{SPEC_FILE}") as out:
         out.write(yaml.safe_dump(spec_to_dict(spec), sort_keys=False).encode())
@@ -185,7 +187,7 @@ def spec_file(directory: str) -> str:
         return str(Path(directory) / SPEC_FILE)
     from pyarrow import fs
 
-    filesystem, path = fs.FileSystem.from_uri(directory)
+    filesystem, path = fs.FileSystem.from_uri(directory)  # read before a study starts: fail fast
     folder = Scratch("spec")
     _DOWNLOADED.append(folder)  # read after this returns: removed when the process ends
     local = Path(folder.name) / SPEC_FILE
