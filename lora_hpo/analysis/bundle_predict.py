@@ -114,6 +114,15 @@ def _generate(
     return out
 
 
+def predict_rows(
+    spec: StudySpec, model: Any, tokenizer: Any, rows: list[dict[str, Any]], new_tokens: int
+) -> list[Any]:
+    """One prediction per row: its label name (classification) or its completion."""
+    if spec.task == "sequence-classification":
+        return _classify(spec, model, tokenizer, rows)
+    return _generate(spec, model, tokenizer, rows, new_tokens)
+
+
 def predict(
     folder: Path, rows_path: Path, new_tokens: int = 16
 ) -> tuple[list[dict[str, Any]], float | None]:
@@ -125,14 +134,11 @@ def predict(
             )
     spec, model, tokenizer = load_bundle(folder)
     rows = read_rows(rows_path)
-    if spec.task == "sequence-classification":
-        preds, answer = (
-            _classify(spec, model, tokenizer, rows),
-            fields(spec.data, spec.task)["label_field"],
-        )
-    else:
-        preds = _generate(spec, model, tokenizer, rows, new_tokens)
-        answer = fields(spec.data, spec.task).get("completion_field")
+    preds = predict_rows(spec, model, tokenizer, rows, new_tokens)
+    f = fields(spec.data, spec.task)
+    answer = (
+        f["label_field"] if spec.task == "sequence-classification" else f.get("completion_field")
+    )
     scored = [r for r in rows if answer and answer in r]
     right = sum(
         str(r[answer]).strip() == str(p).strip()
