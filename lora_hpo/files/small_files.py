@@ -4,6 +4,7 @@ that live on a URI."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -35,19 +36,44 @@ def read_text(path: str | Path) -> str | None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a small text file at a local path (write + rename) or a URI (object stores
-    replace an object whole)."""
+    """Write a small text file at a local path or a URI (object stores replace an object
+    whole). Locally: write a temporary file beside it, fsync it, rename it over the old one,
+    fsync the directory, so that a crash leaves the old file or the new one, never a torn
+    one; a failed write (a full disk) removes the temporary file and raises the OSError."""
     from pyarrow import fs
 
     path = str(path)
     if "://" not in path:
-        local = Path(path)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(local)
+        _replace_local(Path(path), text.encode())
         return
     filesystem, where = fs.FileSystem.from_uri(path)
     filesystem.create_dir(where.rsplit("/", 1)[0], recursive=True)
     with filesystem.open_output_stream(where) as out:
         out.write(text.encode())
+
+
+def _replace_local(local: Path, data: bytes) -> None:
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            out.write(data)
+            out.flush()  # ENOSPC shows here (or at close) on most file systems
+            os.fsync(out.fileno())
+        tmp.replace(local)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no stray .tmp beside the state file
+        raise
+    _fsync_dir(local.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; a file system that cannot fsync a directory is left be."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)

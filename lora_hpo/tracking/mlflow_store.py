@@ -51,14 +51,18 @@ def resolve_tracking_uri(flag: str | None, spec_uri: str | None = None) -> tuple
 
 
 def classify(exc: BaseException) -> str:
-    """``down`` (the server cannot be reached: wait for it), ``retry`` (a server-side hiccup:
-    try a few times) or ``reject`` (the record itself is bad: drop it)."""
+    """``down`` (the server cannot be reached, or answers 5xx: wait for it), ``retry`` (another
+    MLflow error: try a few times) or ``reject`` (the record itself is bad: drop it)."""
     from mlflow.exceptions import MlflowException, RestException
 
     if isinstance(exc, (FileNotFoundError, UsageError, ValueError, TypeError, KeyError)):
         return "reject"
-    if isinstance(exc, RestException):
-        return "retry" if exc.error_code in _RETRY_CODES else "reject"
+    if isinstance(exc, RestException):  # an answer with a JSON error body
+        # 5xx (and 429) is the server's trouble, not the record's: wait for it like an outage,
+        # never drop the record. (MLflow's client turns most 5xx into "API request to ...
+        # failed" after its own retries; a JSON 5xx outside its retry list, e.g. 507, is this.)
+        server_side = exc.error_code in _RETRY_CODES or exc.get_http_status_code() >= 500
+        return "down" if server_side else "reject"
     if isinstance(exc, MlflowException):
         return "down" if str(exc).startswith("API request to") else "retry"
     return "down" if isinstance(exc, (OSError, ConnectionError, TimeoutError)) else "reject"

@@ -4,11 +4,14 @@ background thread, which also uploads the state when the study lives on a URI.
 
 Tune callbacks only append here, so training never waits on MLflow. When the server cannot be
 reached, records stay queued (in memory and on disk) and the user is told once; when it is
-back, they are sent in order, and the user is told once again.
+back, they are sent in order, and the user is told once again. When the state file cannot be
+written (a full disk), the study goes on with the records in memory, the user is told once, and
+the next save that succeeds writes them all.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 import time
@@ -46,7 +49,9 @@ class Outbox:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.down_since: float | None = None
+        self.unsaved: OSError | None = None  # why the last save failed; None once one succeeds
         self.stats = {"sent": 0, "dropped": 0, "outages": 0, "max_queued": 0, "down_s": 0.0}
+        self.stats["failed_saves"] = 0
         self.state.setdefault("queue", [])
         self.state.setdefault("seq", 0)
 
@@ -63,8 +68,30 @@ class Outbox:
             self._wake.notify_all()
 
     def save(self) -> None:
+        """Write the state file. A write that fails (a full disk) must not end the study (this
+        runs in Tune's callbacks): the state stays in memory, the user is told once, and the
+        next save (the next record, a send, or the sender's idle loop) writes everything."""
         with self.lock:
-            self.file.save(self.state)
+            try:
+                self.file.save(self.state)
+            except OSError as exc:
+                self.stats["failed_saves"] += 1
+                if self.unsaved is None:
+                    self.unsaved = exc
+                    self.say(self._unsaved_line(exc))
+                return
+            if self.unsaved is not None:
+                self.unsaved = None
+                self.say(f"the tracker state is written to {self.file.local} again")
+
+    def _unsaved_line(self, exc: OSError) -> str:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        until = "space returns on that disk" if full else "the file can be written again"
+        return (
+            f"could not write the tracker state to {self.file.local} ({_short(exc)}); the study"
+            f" goes on, and its {len(self.state['queue'])} queued tracking record(s) and its"
+            f" trial-to-run map are kept in memory until {until}, then written there"
+        )
 
     def start(self) -> None:
         if self._thread is None:
@@ -90,7 +117,15 @@ class Outbox:
             )
             left = self.flush(max(0.0, timeout_s - 5.0))
         self.close()
-        if left:
+        if self.unsaved is not None:
+            self.save()
+        if self.unsaved is not None:
+            lost = f"; the {left} tracking record(s) not sent to MLflow are lost" if left else ""
+            self.say(
+                f"the tracker state could not be written to {self.file.local} before the end"
+                f" ({_short(self.unsaved)}); it holds what an earlier save wrote{lost}"
+            )
+        elif left:
             self.say(
                 f"{left} tracking record(s) were not sent; they stay in {self.file.path}"
                 " and are sent by the next `lora-hpo resume` of this study"
@@ -116,6 +151,8 @@ class Outbox:
                 head = dict(self.state["queue"][0]) if self.state["queue"] else None
             if head is not None:
                 self._attempt(head)
+            if self.unsaved is not None:  # a full disk: try again, though nothing changed
+                self.save()
             self._sync()
         self._sync(force=True)
 
@@ -159,7 +196,8 @@ class Outbox:
                 self.stats["outages"] += 1
                 n = len(self.state["queue"])
                 self.say(
-                    f"MLflow tracking server {self.where} is unreachable ({_short(exc)}); "
+                    f"MLflow tracking server {self.where} is unreachable or failing"
+                    f" ({_short(exc)}); "
                     f"training goes on, {n} tracking record(s) are queued in {self.file.path} "
                     "and will be sent when it returns"
                 )

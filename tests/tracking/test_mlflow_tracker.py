@@ -3,7 +3,6 @@ server``: the run layout, lineage, secrets, a 30 s server outage, a killed drive
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -38,6 +37,7 @@ from tests.mlflow_server import (
     shared_study,
     wait_for,
 )
+from tests.tracking.told_lines import Told
 
 # --- fast: no server, no Ray ------------------------------------------------------------------
 
@@ -93,19 +93,19 @@ def test_outbox_keeps_records_while_down_and_sends_each_once(tmp_path: Path) -> 
             raise ValueError("a bad record")  # rejected: dropped, the rest goes on
         sent.append(record["n"])
 
-    stream = io.StringIO()
+    stream = Told()
     box = Outbox({}, StateFile(str(tmp_path)), send, classify, "http://x", stream, retry_s=0.05)
     box.start()
     for n in range(5):
         box.put({"op": "log", "n": n})
-    time.sleep(0.3)
+    stream.wait_for("is unreachable", timeout_s=10)  # the sender tried, and waits for it
     on_disk = json.loads((tmp_path / STATE_FILE).read_text())
     assert [r["n"] for r in on_disk["queue"]] == [0, 1, 2, 3, 4]
     down.clear()
     assert box.flush(10) == 0
     box.close()
     assert sent == [0, 1, 3, 4]
-    lines = stream.getvalue().splitlines()
+    lines = stream.lines
     assert len(lines) == 3, lines
     assert "unreachable" in lines[0] and "tracking record(s) are queued in" in lines[0]
     assert "is back" in lines[1] and "rejected" in lines[2] and "a bad record" in lines[2]
