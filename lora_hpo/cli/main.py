@@ -1,4 +1,5 @@
-"""``lora-hpo``: the command line. Exit 0 on success, 2 on bad input, 1 on a runtime failure.
+"""``lora-hpo``: the command line. Exit 0 on success, 2 on bad input, 1 on a runtime failure,
+130 on SIGINT and 143 on SIGTERM (a study stops gracefully: ``lora-hpo resume`` continues it).
 
 Each command group registers itself from its own module: ``study_commands`` (validate,
 show-space, run, resume), ``result_commands`` (best, export, predict), ``insight_commands``
@@ -39,6 +40,18 @@ def main(argv: Sequence[str] | None = None, *, on_cluster: bool = False) -> int:
     except (SpecError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM (search.driver_signals.Interrupted)
+        return _interrupted(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Say how the driver stopped, and how to continue a study it stopped; 128 + the signal."""
+    import signal
+
+    signum = int(getattr(exc, "signum", signal.SIGINT))
+    where = getattr(exc, "where", "")
+    line = f"interrupted by {signal.Signals(signum).name}"
+    if where:
+        line += f": the study's state is saved; continue it with `lora-hpo resume {where}`"
+    print(line, file=sys.stderr)
+    return 128 + signum

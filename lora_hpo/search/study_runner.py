@@ -13,14 +13,16 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lora_hpo.search.cluster_capacity import DEFAULT_WAIT_S, bundle, release
+from lora_hpo.search.driver_signals import Interrupted, sigterm_stops_gracefully
 from lora_hpo.search.ray_runtime import RayRuntime, check_gpu_memory, ensure_capacity, start
 from lora_hpo.search.shared_storage import check_shared
 from lora_hpo.search.strategies import single_study, staged_study
 from lora_hpo.search.study_context import StudyContext, View
+from lora_hpo.search.study_lock import RETRY_WAIT_S, hold_study
 from lora_hpo.search.study_result import StudyResult, TrialSummary
 from lora_hpo.search.study_storage import (
     holds_study,
@@ -36,6 +38,7 @@ from lora_hpo.spec.spec_loader import load_spec
 from lora_hpo.spec.spec_schema import StudySpec
 from lora_hpo.tracking.study_plots import Trial
 from lora_hpo.tracking.study_tracking import StudyTracking
+from lora_hpo.tracking.tracker_state import check_state
 
 Say = Callable[[str], None]
 
@@ -78,6 +81,7 @@ def _ray_for(spec: StudySpec, launch: Launch, storage: tuple[str, str | None]) -
     runtime; on the way out, withdraws the study's resource request and stops a Ray it
     started."""
     found: dict[str, Any] = {"need": 0}
+    check_state(study_dir(storage[0], spec.name))  # a corrupt tracker state: exit 2, now
 
     def run_preflight() -> None:
         try:
@@ -90,18 +94,30 @@ def _ray_for(spec: StudySpec, launch: Launch, storage: tuple[str, str | None]) -
         worker.start()
     runtime = start(launch.address, spec, in_job=launch.on_cluster)
     try:
-        if launch.check:
-            worker.join()
-        if "error" in found:
-            raise found["error"]
-        ensure_capacity(spec, runtime.joined, launch.wait_for_resources)
-        check_shared(storage[0], bundle(spec), storage[1])
-        check_gpu_memory(spec, found["need"])
-        runtime.wait_preloaded()  # a local Ray's first workers import the trial's modules
-        yield runtime
+        with sigterm_stops_gracefully():  # replaces ray.init's, which only exits
+            if launch.check:
+                worker.join()
+            if "error" in found:
+                raise found["error"]
+            ensure_capacity(spec, runtime.joined, launch.wait_for_resources)
+            check_shared(storage[0], bundle(spec), storage[1])
+            check_gpu_memory(spec, found["need"])
+            runtime.wait_preloaded()  # a local Ray's first workers import the trial's modules
+            yield runtime
     finally:
         release()
         runtime.close()
+
+
+@dataclass
+class _Stopped:
+    """What a parent run records when a signal stopped its study (``resume`` continues it)."""
+
+    scores: dict[int, float] = field(default_factory=dict)
+    plateau_rank: int | None = None
+    decision: str = "interrupted: `lora-hpo resume` continues the study"
+    stage2_best: float | None = None
+    done: bool = False
 
 
 def _strategy(
@@ -118,7 +134,13 @@ def _strategy(
     track = StudyTracking() if tracking is True else (tracking or None)
     extra = tuple(callbacks or ())
     ctx = StudyContext(storage, execution_for(runtime), track, view, extra, say)
-    result = STRATEGIES[spec.search.strategy](spec, ctx, restore)
+    try:
+        result = STRATEGIES[spec.search.strategy](spec, ctx, restore)
+    except Interrupted as exc:  # each study's runs ended KILLED; a parent run (staged) does too
+        if track is not None:
+            track.close_parent(_Stopped())
+        exc.where = study_dir(storage, spec.name)  # what `resume` takes: the study, not a stage
+        raise
     if track is not None:  # the study's pictures, on its own MLflow run
         track.log_report(spec, [plot_trial(spec, t) for t in [*result.trials, *result.earlier]])
     return result
@@ -149,14 +171,19 @@ def run_study(
     starts (on a cluster it joins, it waits for a node to fit a trial).
     ``resume_if_exists``: when the storage root already holds this study (the same spec), it
     continues there, as ``resume`` would (a retried job picks up where its killed driver
-    stopped); a different study under the same name is refused."""
+    stopped; it waits up to RETRY_WAIT_S for the killed driver's hold on the study to free); a
+    different study under the same name is refused. One driver runs a study at a time: another
+    one running it is a UsageError (``study_lock``)."""
     storage = storage_root(storage_path)
-    again = resume_if_exists and holds_study(spec, storage)
-    with _ray_for(spec, launch, (storage, storage_path)) as runtime:
-        restore = again and can_restore(study_dir(storage, spec.name))
-        if restore:
-            launch.say(f"continuing study {spec.name!r} from {study_dir(storage, spec.name)}")
-        return _strategy(spec, storage, runtime, tracking, view, callbacks, restore, launch.say)
+    where = study_dir(storage, spec.name)
+    wait = RETRY_WAIT_S if resume_if_exists else 0.0
+    with hold_study(where, spec.name, wait_s=wait, say=launch.say):
+        again = resume_if_exists and holds_study(spec, storage)
+        with _ray_for(spec, launch, (storage, storage_path)) as runtime:
+            restore = again and can_restore(where)
+            if restore:
+                launch.say(f"continuing study {spec.name!r} from {where}")
+            return _strategy(spec, storage, runtime, tracking, view, callbacks, restore, launch.say)
 
 
 def resume_study(
@@ -174,5 +201,8 @@ def resume_study(
     spec = load_spec(spec_file(directory))
     storage = storage_of(directory)
     named = storage_path or (None if directory == study_dir(storage, name_or_path) else storage)
-    with _ray_for(spec, launch, (storage, named)) as runtime:
+    with (
+        hold_study(directory, spec.name, say=launch.say),
+        _ray_for(spec, launch, (storage, named)) as runtime,
+    ):
         return _strategy(spec, storage, runtime, tracking, view, callbacks, True, launch.say)

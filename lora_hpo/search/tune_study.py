@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lora_hpo.search.driver_signals import Interrupted, StopOnSignal
 from lora_hpo.search.ray_internals import replace_callbacks
 from lora_hpo.search.study_result import StudyResult, summarize
 from lora_hpo.search.study_storage import prune_checkpoints, study_dir, write_spec
@@ -77,9 +78,11 @@ def scheduler(spec: StudySpec) -> Any:
 def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
     from ray import tune
 
+    path, filesystem = tune_storage(storage)
     return tune.RunConfig(
         name=spec.name,
-        storage_path=storage,
+        storage_path=path,
+        storage_filesystem=filesystem,
         failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
         # num_to_keep=None: Tune restores a trial from the checkpoint its last experiment
         # snapshot names, and fails if a newer report has rotated that one away (Tune's own
@@ -94,6 +97,17 @@ def run_config(spec: StudySpec, storage: str, callbacks: list[Any]) -> Any:
         callbacks=callbacks,
         verbose=0,
     )
+
+
+def tune_storage(root: str) -> tuple[str, Any]:
+    """(path, filesystem) as Tune takes a local path or URI: an object store through the
+    filesystem that rides out its outages (``files.storage_filesystem``)."""
+    from lora_hpo.files.storage_filesystem import storage_filesystem
+
+    if "://" not in root:
+        return root, None
+    filesystem, path = storage_filesystem(root)
+    return path, filesystem
 
 
 def snapshot_often() -> None:
@@ -130,7 +144,8 @@ def build_tuner(
 def can_restore(directory: str) -> bool:
     from ray import tune
 
-    return bool(tune.Tuner.can_restore(directory))
+    path, filesystem = tune_storage(directory)
+    return bool(tune.Tuner.can_restore(path, storage_filesystem=filesystem))
 
 
 def run_one(
@@ -154,9 +169,16 @@ def run_one(
     start, watch = time.monotonic(), FailureWatch(storage=storage)
     with execution:
         callbacks = [*callbacks, *execution.callbacks(), watch]
+        stop = StopOnSignal(callbacks)  # first: it notes a stop signal for the others
+        callbacks = [stop, *callbacks]
         if restore:
+            path, filesystem = tune_storage(where)
             tuner = tune.Tuner.restore(
-                where, trainable=execution.trainable(), resume_unfinished=True, resume_errored=True
+                path,
+                trainable=execution.trainable(),
+                resume_unfinished=True,
+                resume_errored=True,
+                storage_filesystem=filesystem,
             )
             replace_callbacks(tuner, callbacks)  # this driver's view and tracker, not the pickled
         else:
@@ -168,8 +190,12 @@ def run_one(
 def _fit(
     spec: StudySpec, tuner: Any, where: str, callbacks: list[Any], watch: Any, start: float
 ) -> StudyResult:
+    """``fit``, then the study's result; Interrupted when SIGINT or SIGTERM stopped it (Tune
+    saved its state: ``resume`` continues it)."""
+    stop = callbacks[0]
     try:
-        grid = tuner.fit()
+        with stop.fitting():
+            grid = tuner.fit()
     except Exception:
         if not watch.reason:
             raise
@@ -182,6 +208,8 @@ def _fit(
         return StudyResult(
             spec, where, [], time.monotonic() - start, failures=failures, stopped=watch.reason
         )
+    if stop.signum is not None:
+        raise Interrupted(stop.signum, where)
     result = summarize(spec, grid, where, time.monotonic() - start)
     prune_checkpoints(where, KEEP_CHECKPOINTS)
     return result

@@ -37,6 +37,8 @@ REPORTED = {"base_revision": "base_model_revision", "data_fingerprint": "dataset
 class MLflowTracker(Callback):  # type: ignore[misc]
     """One study's tracker, on the driver; its state is in ``state_dir`` (the study dir)."""
 
+    interrupted = False  # set when SIGINT or SIGTERM stops the study (search.driver_signals)
+
     def __init__(
         self,
         spec: StudySpec,
@@ -96,10 +98,12 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         self._close(trial, "ERROR")
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        if trials or self.outbox is not None:
+        if self.interrupted:  # a signal stopped Tune, which marked its live trials TERMINATED
+            self.abort()
+        elif trials or self.outbox is not None:
             self._ensure(trials)
             self._finish(trials)
-            self._drain()
+            self.box.drain(self.flush_timeout_s)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -114,7 +118,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
             return
         where = self.state_dir
         file = StateFile(where)
-        old = file.load() or {}
+        old = file.load(self.stream) or {}  # StateFileError (exit 2) when it does not parse
         resumed = bool({t.trial_id for t in trials} & set(old.get("trials", {})))
         self.state = old if resumed else self._new_state(where)
         self._lineage = self.redact.mapping(lineage_tags(self.spec))
@@ -271,12 +275,8 @@ class MLflowTracker(Callback):  # type: ignore[misc]
             run_status = "FINISHED" if done else "KILLED"
             self.box.put({"op": "close", "trial": None, "run_status": run_status, "tags": tags})
 
-    def _drain(self) -> None:
-        self.box.drain(self.flush_timeout_s)
-
     def abort(self) -> None:
-        """The study stopped without an experiment end (its first attempts all failed): close
-        every open run as KILLED, so none stays RUNNING; ``resume`` reopens what runs again."""
+        """Close every open run as KILLED (its first attempts all failed, or ``interrupted``)."""
         if self.outbox is None:
             return
         with self.box.lock:
@@ -286,7 +286,7 @@ class MLflowTracker(Callback):  # type: ignore[misc]
                     record = {"op": "close", "trial": tid, "tags": {"status": "interrupted"}}
                     self.box.put(record | {"run_status": "KILLED"})
             self.box.put({"op": "close", "trial": None, "run_status": "KILLED", "tags": {}})
-        self._drain()
+        self.box.drain(self.flush_timeout_s)
 
     def summary(self) -> str:
         """Where the study's records are, for the end of ``lora-hpo run``."""

@@ -109,7 +109,7 @@ NUMBERS: list[tuple[str, str, Any, str]] = [
     (
         "a model name no MLflow filter can name",
         "tracking.registered_model",
-        "bob's \"best\" adapters",
+        'bob\'s "best" adapters',
         "must not hold both ' and",
     ),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ import yaml
 
 from tests.conftest import tiny_study
 from tests.live_driver import LiveDriver
+from tests.mlflow_server import wait_for
 from tests.s3_server import BUCKET, S3, start
+from tests.tcp_outage import TcpOutage
 
 pytestmark = pytest.mark.slow
 ROOT = f"s3://{BUCKET}/studies"
+OUTAGE_S = 30  # issue 31: the store down for half a minute mid-study
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +148,45 @@ def test_a_killed_driver_resumes_from_a_fresh_directory(
     ids = [r.data.tags["lora_hpo.trial_id"] for r in trials]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 6  # one run per trial
     assert all(r.info.status == "FINISHED" for r in trials)
+
+
+def test_a_study_rides_out_an_outage_of_the_store(
+    s3: S3, tmp_path: Path, mlflow_server: Any
+) -> None:
+    """The store refuses every connection for 30 s while trials are checkpointing: they wait
+    for it and go on, and the study completes with every report (before, Tune's checkpoint
+    upload failed at once and took the study down)."""
+    host, port = s3.server.get_host_and_port()
+    store = TcpOutage(host, port)
+    over = {"search.num_samples": 2, "training.max_steps": 60, "search.scheduler": {"type": "none"}}
+    spec = _spec(tmp_path, "s3-outage", **over, **{"training.eval_every": 10})
+    env = dict(os.environ, RAY_ADDRESS="local", AWS_ENDPOINT_URL=store.url)
+    env["MLFLOW_S3_ENDPOINT_URL"] = store.url
+    cmd = [sys.executable, "-m", "lora_hpo.cli", "run", str(spec), "--storage-path", ROOT]
+    cmd += ["--tracking-uri", mlflow_server.uri]
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    try:
+        wait_for(  # a trial has checkpointed: the study is under way
+            lambda: (
+                driver.poll() is not None
+                or any("/checkpoint_" in k for k in s3.keys("studies/s3-outage/"))
+            ),
+            300,
+            "a first checkpoint",
+        )
+        assert driver.poll() is None, log.read_text()[-3000:]
+        store.cut()
+        time.sleep(OUTAGE_S)  # the outage itself, not a wait for anything
+        store.restore()
+        assert driver.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        store.close()
+    from lora_hpo.search.study_storage import read_results
+
+    steps = sorted(tuple(row["step"] for row in rows) for rows in read_results(f"{ROOT}/s3-outage"))
+    assert steps == [(10, 20, 30, 40, 50, 60)] * 2, steps
+    assert "2 completed" in log.read_text()
