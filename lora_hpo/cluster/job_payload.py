@@ -27,6 +27,10 @@ from lora_hpo.spec.uri_credentials import SECRET_WORDS, credential_in
 SPEC_ENV = "LORA_HPO_SPEC_B64"  # the resolved spec, read by lora_hpo.cli.job_entry on the cluster
 PASSED_ENV = ("MLFLOW_TRACKING_URI",)  # the only local env names ever put in runtime_env
 JOB_MODULE = "lora_hpo.cli.job_entry"
+# Ray's job supervisor reads it from the job's runtime_env: how long `lora-hpo stop` (SIGTERM)
+# waits for the driver before SIGKILL. Its default, 3 s, cuts off the graceful stop (Tune's
+# state saved, the tracker drained: search.driver_signals), which takes a few seconds.
+STOP_WAIT = {"RAY_JOB_STOP_WAIT_TIME_S": "60"}
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SHARED_ADVICE = (
     "give an s3:// or gs:// URI (with the bucket's credentials in every pod), or an absolute"
@@ -122,9 +126,10 @@ def job_env(spec_yaml: str, tracking: str | None) -> dict[str, str]:
     """The runtime_env env_vars: the embedded spec, the settings trial workers need (a job
     ignores its driver's ``ray.init(runtime_env=...)``), and allow-listed, non-secret names."""
     env = {SPEC_ENV: base64.urlsafe_b64encode(spec_yaml.encode()).decode(), **WORKER_ENV}
+    env |= STOP_WAIT
     if tracking:
         env["MLFLOW_TRACKING_URI"] = tracking
-    allowed = {SPEC_ENV, *WORKER_ENV}
+    allowed = {SPEC_ENV, *WORKER_ENV, *STOP_WAIT}
     leaked = [k for k in env if k not in allowed and (k not in PASSED_ENV or looks_secret(k))]
     if leaked:  # a programming error, never a user's: fail loudly
         raise RuntimeError(f"refusing to put {leaked} in a Ray runtime_env")

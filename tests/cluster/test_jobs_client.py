@@ -36,7 +36,8 @@ def test_secrets_never_reach_the_runtime_env(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, "s3cr3t")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     env = payload.job_env("name: x\n", payload.tracking_uri(None))
-    assert set(env) == {payload.SPEC_ENV, "MLFLOW_TRACKING_URI", *WORKER_ENV}
+    assert set(env) == {payload.SPEC_ENV, "MLFLOW_TRACKING_URI", *WORKER_ENV, *payload.STOP_WAIT}
+    assert int(env["RAY_JOB_STOP_WAIT_TIME_S"]) >= 30  # lora-hpo stop: time to drain
     assert "s3cr3t" not in json.dumps(env)
     assert env["TUNE_FUNCTION_THREAD_TIMEOUT_S"] == WORKER_ENV["TUNE_FUNCTION_THREAD_TIMEOUT_S"]
     assert base64.urlsafe_b64decode(env[payload.SPEC_ENV]).decode() == "name: x\n"
