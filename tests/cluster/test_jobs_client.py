@@ -331,4 +331,5 @@ def test_submit_wait_runs_the_study_on_a_shared_mount_and_keeps_secrets_off_the_
         payload.SPEC_ENV,
         "MLFLOW_TRACKING_URI",
         *WORKER_ENV,
+        *payload.STOP_WAIT,
     }
