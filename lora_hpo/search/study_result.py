@@ -24,6 +24,7 @@ class TrialSummary:
     checkpoint: str | None  # its newest checkpoint: a local path, or a URI (s3://...)
     step_time_s: float = 0.0
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, the study metric)
+    config: dict[str, Any] = field(default_factory=dict)  # what the searcher sampled
 
 
 @dataclass
@@ -38,6 +39,7 @@ class StudyResult:
     failures: list[Failure] = field(default_factory=list)  # distinct failures, most frequent first
     stopped: str = ""  # why the study stopped early (its first attempts all failed alike)
     earlier: list[TrialSummary] = field(default_factory=list)  # earlier stages' trials
+    optuna_study: str | None = None  # the kept Optuna study's file (``optuna_export``)
 
 
 def rank_trials(spec: StudySpec, trials: list[TrialSummary]) -> list[TrialSummary]:
@@ -69,7 +71,11 @@ def summarize(spec: StudySpec, results: Any, path: str, wall_s: float) -> StudyR
         params = derive(spec.space, r.config).as_dict()
         step_time = float(last.get("step_time_s", 0))
         curve = learning_curve(r.metrics_dataframe, f"{spec.metric}_raw")
-        trials.append(TrialSummary(trial_id, status, params, last, checkpoint, step_time, curve))
+        trials.append(
+            TrialSummary(
+                trial_id, status, params, last, checkpoint, step_time, curve, dict(r.config)
+            )
+        )
     best = rank_trials(spec, trials)
     counts: dict[str, int] = {}
     for t in trials:

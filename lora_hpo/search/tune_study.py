@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from lora_hpo.search.driver_signals import Interrupted, StopOnSignal
+from lora_hpo.search.optuna_export import keep_optuna_study
 from lora_hpo.search.ray_internals import replace_callbacks
 from lora_hpo.search.study_result import StudyResult, summarize
 from lora_hpo.search.study_storage import prune_checkpoints, study_dir, write_spec
@@ -212,4 +213,5 @@ def _fit(
         raise Interrupted(stop.signum, where)
     result = summarize(spec, grid, where, time.monotonic() - start)
     prune_checkpoints(where, KEEP_CHECKPOINTS)
+    result.optuna_study = keep_optuna_study(result)
     return result

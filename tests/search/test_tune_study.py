@@ -21,6 +21,7 @@ import yaml
 from ray.tune import Callback
 
 from lora_hpo.cli.main import main
+from lora_hpo.search.optuna_export import optuna_url
 from lora_hpo.search.study_runner import run_study
 from lora_hpo.spec.spec_errors import UsageError
 from lora_hpo.spec.spec_loader import parse_spec
@@ -318,3 +319,10 @@ def test_driver_kill_then_resume(tiny_assets: Path, tmp_path: Path) -> None:
         steps_before, steps_after = ([r["step"] for r in h[tid]] for h in (before, after))
         assert steps_after[: len(steps_before)] == steps_before
         assert set(steps_after[len(steps_before) :]) <= {30}
+    # the kept Optuna study holds each trial once, with what it ended as
+    import optuna
+
+    study = optuna.load_study(study_name="tiny", storage=optuna_url(str(storage / "tiny")))
+    kept = {t.user_attrs["trial_id"]: t for t in study.trials}
+    assert set(kept) == set(after) and len(study.trials) == 6
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
