@@ -4,7 +4,10 @@ storage) and MLflow at it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +70,20 @@ def start() -> S3:
     s3 = S3(env, server)
     boto3.client("s3", **s3._kwargs()).create_bucket(Bucket=BUCKET)
     return s3
+
+
+@contextlib.contextmanager
+def running() -> Iterator[S3]:
+    """A server, with its AWS_* settings in this process's environment while it runs."""
+    server = start()
+    old = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.server.stop()

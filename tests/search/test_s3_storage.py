@@ -19,7 +19,7 @@ import yaml
 from tests.conftest import tiny_study
 from tests.live_driver import LiveDriver
 from tests.mlflow_server import wait_for
-from tests.s3_server import BUCKET, S3, start
+from tests.s3_server import BUCKET, S3, running
 from tests.tcp_outage import TcpOutage
 
 pytestmark = pytest.mark.slow
@@ -29,18 +29,8 @@ OUTAGE_S = 30  # issue 31: the store down for half a minute mid-study
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3]:
-    server = start()
-    old = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    try:
+    with running() as server:
         yield server
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.server.stop()
 
 
 def _cli(cwd: Path, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:

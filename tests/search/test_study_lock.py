@@ -20,7 +20,7 @@ import pytest
 from lora_hpo.search.driver_signals import Interrupted, sigterm_stops_gracefully
 from lora_hpo.search.study_lock import DRIVER_FILE, hold_study
 from lora_hpo.spec.spec_errors import UsageError
-from tests.s3_server import BUCKET, S3, start
+from tests.s3_server import BUCKET, S3, running
 
 HOLD = (
     "import sys; from lora_hpo.search.study_lock import hold_study\n"
@@ -64,18 +64,8 @@ def test_a_killed_local_holder_frees_the_study_at_once(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3]:
-    server = start()
-    old = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    try:
+    with running() as server:
         yield server
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.server.stop()
 
 
 def _lease(s3: S3, name: str, **owner: object) -> str:
