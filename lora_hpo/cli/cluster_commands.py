@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any
 
+from lora_hpo.cli.json_output import add_json_flag, emit
 from lora_hpo.cli.study_commands import add_wait_flag
 from lora_hpo.cluster.job_payload import (
     check_spec_uris,
@@ -97,12 +98,36 @@ def status(args: argparse.Namespace) -> int:
     jobs, url, token = client(args.address)
     with api_errors(url, token, args.job_id):
         info = jobs.get_job_info(args.job_id)
-    print(f"{args.job_id}: {info.status}")
     study = (info.metadata or {}).get("lora_hpo_study")
+    if getattr(args, "json", False):
+        emit(status_doc(args.job_id, info, study))
+        return 0
+    print(f"{args.job_id}: {info.status}")
     for line in (info.message, f"study {study!r}" if study else None):
         if line:
             print(f"  {line}")
     return 0
+
+
+def status_doc(job_id: str, info: Any, study: str | None) -> dict[str, Any]:
+    """``status --json``: the job's id, status and message, its study, and when it started and
+    ended (ISO 8601, UTC; null until then)."""
+    return {
+        "job_id": job_id,
+        "status": str(info.status),
+        "message": info.message or None,
+        "error_type": getattr(info, "error_type", None),
+        "study": study,
+        "start_time": _iso(info.start_time),
+        "end_time": _iso(info.end_time),
+    }
+
+
+def _iso(ms: int | None) -> str | None:
+    """A Ray job time (ms since the epoch) as ISO 8601 in UTC."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat() if ms else None
 
 
 def logs(args: argparse.Namespace) -> int:
@@ -152,4 +177,6 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--address", help=ADDRESS_HELP)
         if name == "logs":
             p.add_argument("--follow", action="store_true", help="stream until the job ends")
+        if name == "status":
+            add_json_flag(p, "the job's status, message, study and times")
         p.set_defaults(func=func)

@@ -4,7 +4,8 @@
 Each command group registers itself from its own module: ``study_commands`` (validate,
 show-space, run, resume), ``result_commands`` (best, export, predict), ``insight_commands``
 (report, transfer), ``cluster_commands`` (submit, status, logs, stop). Heavy modules are
-imported only when a command runs.
+imported only when a command runs. ``--version`` prints the versions; ``--json`` (validate,
+show-space, run, resume, status, best) prints one JSON document on stdout (``json_output``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from lora_hpo.cli import cluster_commands, insight_commands, result_commands, study_commands
+from lora_hpo.cli.json_output import VersionAction, emit, error_doc
 from lora_hpo.spec.spec_errors import SpecError, UsageError
 
 GROUPS = (study_commands, result_commands, insight_commands, cluster_commands)
@@ -23,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lora-hpo", description="Search LoRA hyperparameters with Ray Tune, Optuna and MLflow."
     )
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_commands(sub)
@@ -39,6 +42,8 @@ def main(argv: Sequence[str] | None = None, *, on_cluster: bool = False) -> int:
         return int(args.func(args))
     except (SpecError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            emit(error_doc(exc))
         return 2
     except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM (search.driver_signals.Interrupted)
         return _interrupted(exc)

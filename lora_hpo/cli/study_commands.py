@@ -2,21 +2,24 @@
 
 ``run`` and ``resume`` go through the study entry point (``lora_hpo.search.study_runner``), which
 picks the strategy; this module only shows what happens: warnings, the live view, the summary
-and where the records are. Heavy modules are imported when a command runs, so ``validate`` and
-``show-space`` import neither torch nor Ray.
+and where the records are (as text, or with ``--json`` as one JSON document on stdout). Heavy
+modules are imported when a command runs, so ``validate`` and ``show-space`` import neither
+torch nor Ray.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from lora_hpo.cli.text_table import format_table
+from lora_hpo.cli.json_output import add_json_flag, emit, problem_docs
 from lora_hpo.search.cluster_capacity import parse_duration
 from lora_hpo.spec.local_checks import check_local
 from lora_hpo.spec.pack_checks import explain_pack
-from lora_hpo.spec.spec_errors import SpecError
+from lora_hpo.spec.spec_errors import Problem, SpecError
 
 if TYPE_CHECKING:
     from lora_hpo.search.study_result import StudyResult
@@ -25,94 +28,78 @@ if TYPE_CHECKING:
 
 
 def validate(args: argparse.Namespace) -> int:
+    """Check every file; with ``--json``, one document: ``{"valid", "files": [{"file", "valid",
+    "study", "task", "warnings", "packing"}], "problems": [{"file", "field", "message"}]}``
+    (plus ``"error"``, the human message that stderr shows too, when a file is bad)."""
     from lora_hpo.spec.spec_loader import load_spec
 
-    problems = []
+    as_json = bool(getattr(args, "json", False))
+    problems: list[Problem] = []
+    files: list[dict[str, Any]] = []
     for path in args.files:
         try:
             spec = load_spec(path)
         except SpecError as exc:
             problems.extend(exc.problems)
+            files.append({"file": path, "valid": False})
             continue
         local = check_local(spec, path)
         if local:
             problems.extend(local)
+            files.append({"file": path, "valid": False})
             continue
-        warn(path, spec)
-        print(f"ok: {path} (study {spec.name!r}, task {spec.task})")
+        warnings = warn(path, spec)
         packing = explain_pack(spec.search, spec.resources)
-        if packing:
-            print(f"  {packing}")
+        files.append({"file": path, "valid": True, "study": spec.name, "task": spec.task,
+                      "warnings": warnings, "packing": packing})  # fmt: skip
+        if not as_json:
+            print(f"ok: {path} (study {spec.name!r}, task {spec.task})")
+            if packing:
+                print(f"  {packing}")
+    if not as_json:
+        if problems:
+            raise SpecError(problems)
+        return 0
+    doc = {"valid": not problems, "files": files, "problems": problem_docs(problems)}
     if problems:
-        raise SpecError(problems)
-    return 0
+        error = SpecError(problems)
+        print(f"error: {error}", file=sys.stderr)
+        doc["error"] = str(error)
+    emit(doc)
+    return 2 if problems else 0
 
 
-def warn(path: str, spec: StudySpec) -> None:
-    """Print the spec's guardrail warnings to stderr."""
+def warn(path: str, spec: StudySpec) -> list[str]:
+    """Print the spec's guardrail warnings to stderr; return them."""
     from lora_hpo.spec.guardrails import guardrail_warnings
 
-    for warning in guardrail_warnings(spec):
+    warnings = list(guardrail_warnings(spec))
+    for warning in warnings:
         print(f"warning: {path}: {warning}", file=sys.stderr)
+    return warnings
 
 
 def show_space(args: argparse.Namespace) -> int:
-    from lora_hpo.spec.search_space import describe
+    from lora_hpo.cli import space_view
     from lora_hpo.spec.spec_loader import load_spec
 
     spec = load_spec(args.file, args.set)
-    print(f"study {spec.name!r}: {spec.task}, metric {spec.metric} ({spec.mode})")
-    print(format_table(["param", "kind", "detail"], describe(spec.space)))
-    print(_search_line(spec))
-    print(_memory_line(spec))
-    packing = explain_pack(spec.search, spec.resources)
-    if packing:
-        print(packing)
+    if getattr(args, "json", False):
+        emit(space_view.document(spec))
+    else:
+        print(space_view.text(spec))
     return 0
-
-
-def _search_line(spec: StudySpec) -> str:
-    """The sampler and early stopping; for the lora sampler, where its prior is centred."""
-    sch = spec.search.scheduler
-    stop = {"asha": f"ASHA (grace {sch.grace_period}, rf {sch.reduction_factor:g})",
-            "curve": f"on the learning curve (from step {sch.grace_period})",
-            "none": "none"}[sch.type]  # fmt: skip
-    line = f"search: sampler {spec.search.sampler}, early stopping {stop}"
-    if spec.search.sampler != "lora":
-        return line
-    from lora_hpo.search.lora_prior import lora_prior, model_width
-
-    prior, width = lora_prior(spec), model_width(spec)
-    band = f"ranks {prior.rank_band[0]}-{prior.rank_band[1]}" if prior.rank_band else "any rank"
-    size = f"hidden size {width}" if width else "hidden size unknown: the 7B reference"
-    return (
-        f"{line}; prior: step size lr x scale near {prior.step_size:.2g}"
-        f" (x/÷ 10^{prior.step_sigma:g}; {size}, {spec.training.max_steps} steps), {band},"
-        f" alpha/r near {prior.alpha_ratio:g}"
-    )
-
-
-def _memory_line(spec: StudySpec) -> str:
-    """The per-trial memory estimate from the model folder's headers (no torch), when the
-    folder is on this machine; else where it will be estimated."""
-    from pathlib import Path
-
-    from lora_hpo.spec.memory_estimate import describe_memory, shape_from_folder
-
-    folder: Path | None = Path(spec.model.path) if spec.model.path else None
-    if spec.model.demo is not None:
-        from lora_hpo.training.demo_assets import existing_model_dir
-
-        folder = existing_model_dir(spec.model.demo)
-    shape = shape_from_folder(folder) if folder is not None else None
-    if shape is None:
-        return "memory per trial: estimated by the preflight of `lora-hpo run` (model not local)"
-    return describe_memory(spec, shape)
 
 
 def run(args: argparse.Namespace) -> int:
     """``lora-hpo run``; ``args.on_cluster``: the driver of a submitted job (``job_entry``),
     where the files a spec names are the cluster's."""
+    with _stdout_kept_for_json(args):
+        result, tracking = _run(args)
+    return _finish(result, tracking, getattr(args, "json", False))
+
+
+def _run(args: argparse.Namespace) -> tuple[StudyResult, StudyTracking]:
     from lora_hpo.spec.spec_loader import load_spec
 
     on_cluster = bool(getattr(args, "on_cluster", False))
@@ -130,25 +117,39 @@ def run(args: argparse.Namespace) -> int:
         spec,
         storage_path=args.storage_path,
         tracking=tracking,
-        view=view,
+        view=_view(view, args),
         resume_if_exists=args.resume_if_exists,
         launch=_launch(args, on_cluster),
     )
-    return _finish(result, tracking)
+    return result, tracking
 
 
 def resume(args: argparse.Namespace) -> int:
     from lora_hpo.search.study_runner import resume_study
 
-    tracking, view = _tracking_and_view(args)
-    result = resume_study(
-        args.study,
-        storage_path=args.storage_path,
-        tracking=tracking,
-        view=view,
-        launch=_launch(args),
-    )
-    return _finish(result, tracking)
+    with _stdout_kept_for_json(args):
+        tracking, view = _tracking_and_view(args)
+        result = resume_study(
+            args.study,
+            storage_path=args.storage_path,
+            tracking=tracking,
+            view=_view(view, args),
+            launch=_launch(args),
+        )
+    return _finish(result, tracking, getattr(args, "json", False))
+
+
+def _stdout_kept_for_json(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """With ``--json``, the study's lines (preflight, tracking, Ray's) go to stderr, and stdout
+    holds only the summary's JSON document."""
+    from lora_hpo.cli.json_output import stdout_to_stderr
+
+    return stdout_to_stderr() if getattr(args, "json", False) else nullcontext()
+
+
+def _view(view: Any, args: argparse.Namespace) -> Any:
+    """With ``--json``, the live view draws on stderr."""
+    return functools.partial(view, stream=sys.stderr) if getattr(args, "json", False) else view
 
 
 def _launch(args: argparse.Namespace, on_cluster: bool = False) -> Any:
@@ -168,22 +169,27 @@ def _tracking_and_view(args: argparse.Namespace) -> tuple[StudyTracking, Any]:
     return StudyTracking(args.tracking_uri), ProgressView
 
 
-def _finish(result: StudyResult, tracking: StudyTracking) -> int:
-    from lora_hpo.cli.study_summary import render
+def _finish(result: StudyResult, tracking: StudyTracking, as_json: bool = False) -> int:
+    from lora_hpo.cli import study_summary
 
-    print(render(result))
-    print(tracking.summary())
+    if as_json:
+        emit(study_summary.document(result, tracking))
+    else:
+        print(study_summary.render(result))
+        print(tracking.summary())
     return 0 if result.best is not None else 1
 
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("validate", help="check search-space files; report every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
+    add_json_flag(p, "each file's verdict, warnings and problems")
     p.set_defaults(func=validate)
 
     p = sub.add_parser("show-space", help="print the compiled Optuna distributions")
     p.add_argument("file", metavar="FILE")
     add_set_flag(p)
+    add_json_flag(p, "the params, the search and the memory estimate")
     p.set_defaults(func=show_space)
 
     p = sub.add_parser("run", help="run a study on Ray Tune and show its progress")
@@ -232,6 +238,7 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     )
     add_wait_flag(p)
     add_tracking_flag(p)
+    add_json_flag(p, "the end-of-study summary", "; the live view and the log go to stderr")
 
 
 def add_wait_flag(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,9 @@
 """The end-of-study summary: top configs (the shared ranking), counts by status, where the best
-adapter is."""
+adapter is; as text, or as one JSON document (``document``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from lora_hpo.cli.text_table import format_table
@@ -59,3 +60,66 @@ def render(result: StudyResult, top: int = 5) -> str:
         lines.append(f"best adapter: {result.best.checkpoint}")
     lines.append(f"study directory: {result.path}")
     return "\n".join(lines)
+
+
+def document(result: StudyResult, tracking: Any = None) -> dict[str, Any]:
+    """``render``'s facts and ``tracking``'s (a ``StudyTracking``: MLflow, the champion) as one
+    JSON document for ``lora-hpo run --json``: every trial, ranked ones first with their rank."""
+    from lora_hpo.search.study_result import rank_trials
+
+    spec = result.spec
+    ranks = {id(t): i for i, t in enumerate(rank_trials(spec, result.trials), 1)}
+    best = result.best
+    return {
+        "study": spec.name,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "wall_s": result.wall_s,
+        "counts": dict(result.counts),
+        "trials": [_trial(t, spec.metric, ranks.get(id(t))) for t in result.trials],
+        "best": None if best is None else _trial(best, spec.metric, 1),
+        "failures": [dataclasses.asdict(f) for f in result.failures],
+        "stopped": result.stopped or None,
+        "decision": result.decision or None,
+        "earlier_trials": [_trial(t, spec.metric, None) for t in result.earlier],
+        "study_dir": result.path,
+        "mlflow": _mlflow(tracking),
+    }
+
+
+def _trial(t: TrialSummary, metric: str, rank: int | None) -> dict[str, Any]:
+    m = t.metrics
+    numbers = {k: v for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        "rank": rank,
+        "trial_id": t.trial_id,
+        "status": t.status,
+        "metric": metric,
+        "value": m.get(f"{metric}_raw", m.get(metric)),
+        "step": m.get("step"),
+        "params": t.params,
+        "metrics": numbers,
+        "checkpoint": t.checkpoint,
+    }
+
+
+def _mlflow(tracking: Any) -> dict[str, Any] | None:
+    """Where the records are: the experiment, the (redacted) URI, the study's run, the
+    champion (of all stages, for a staged study) and the report; None when nothing tracked."""
+    trackers = getattr(tracking, "trackers", None) or []
+    parent = getattr(tracking, "parent", None)
+    where = parent if parent is not None else (trackers[-1] if trackers else None)
+    if where is None:
+        return None
+    champion = getattr(parent, "champion", None) or (
+        trackers[-1].state.get("champion") if trackers else None
+    )
+    if champion:
+        champion = {"model_uri": f"models:/{champion['name']}@champion", **champion}
+    return {
+        "experiment": where.spec.experiment,
+        "tracking_uri": where.redact(where.uri),
+        "run_id": tracking.run_id,
+        "champion": champion or None,
+        "report": tracking.report_line or None,
+    }

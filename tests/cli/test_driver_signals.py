@@ -1,5 +1,6 @@
 """Drivers as real ``lora-hpo`` processes on the tiny Llama: a second driver on a running study
-is refused at once (exit 2, who holds it) and the first finishes; SIGTERM mid-study stops it
+is refused at once (exit 2, who holds it) and the first finishes (both with ``--json``: the
+summary, or the refusal, as the one JSON document on stdout); SIGTERM mid-study stops it
 gracefully (exit 143, no MLflow run left RUNNING) and ``resume`` finishes it with one run
 per trial."""
 
@@ -60,7 +61,7 @@ def test_a_second_driver_is_refused_while_the_first_runs_on(
 ) -> None:
     spec = _spec(tmp_path, tiny_assets, "twice", **{"search.num_samples": 2})
     storage = tmp_path / "results"
-    args = ["run", str(spec), "--storage-path", str(storage)]
+    args = ["run", str(spec), "--storage-path", str(storage), "--json"]
     with driver(tmp_path, *args) as first:
         wait_for(lambda: _holder(storage / "twice").get("pid") == first.pid, 60, "the lock")
         t0 = time.monotonic()
@@ -75,8 +76,30 @@ def test_a_second_driver_is_refused_while_the_first_runs_on(
                  "lora-hpo stop", "lora-hpo resume", "frees itself"):  # fmt: skip
         assert part in err, (part, err)
     assert "Traceback" not in err and refused_s < 15, refused_s  # before Ray starts
+    assert json.loads(second.stdout)["error"] in err
     assert rc == 0, (tmp_path / "driver.err").read_text()[-3000:]
+    _check_summary(json.loads((tmp_path / "driver.out").read_text()), storage / "twice")
     print(f"\nsecond driver refused in {refused_s:.1f} s")
+
+
+def _check_summary(doc: dict[str, Any], study: Path) -> None:
+    """``run --json``'s document: every trial with its params and metric, the best, where the
+    study and its MLflow records are, and the champion."""
+    assert (doc["study"], doc["metric"], doc["mode"]) == ("twice", "eval_loss", "min")
+    assert doc["counts"] == {"completed": 2} and doc["failures"] == [] and doc["stopped"] is None
+    trials = doc["trials"]
+    assert [t["rank"] for t in trials] == [1, 2] and {t["status"] for t in trials} == {"completed"}
+    for t in trials:
+        assert t["value"] == t["metrics"]["eval_loss_raw"] and t["step"] == 20
+        assert {"r", "lora_alpha", "learning_rate", "use_rslora"} <= set(t["params"])
+        assert Path(t["checkpoint"]).is_relative_to(study)
+    assert trials[0]["value"] <= trials[1]["value"] and doc["best"] == trials[0]
+    assert doc["study_dir"] == str(study)
+    mlflow = doc["mlflow"]
+    assert mlflow["experiment"] == "twice" and mlflow["tracking_uri"].startswith("sqlite:///")
+    champion = mlflow["champion"]
+    assert champion["model_uri"] == "models:/twice@champion"
+    assert champion["trial_id"] == trials[0]["trial_id"] and mlflow["run_id"]
 
 
 def _runs(uri: str, experiment: str) -> list[Any]:

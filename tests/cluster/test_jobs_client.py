@@ -292,7 +292,7 @@ SECRETS = {  # what a user's laptop holds; none of it may reach the job (README,
 
 @pytest.mark.slow
 def test_submit_wait_runs_the_study_on_a_shared_mount_and_keeps_secrets_off_the_job(
-    shipped: Any,
+    shipped: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """``lora-hpo submit --wait`` from a laptop pod whose environment holds credentials, with
     ``--storage-path`` on a mount every pod shares (as NFS would be): the job succeeds, its
@@ -323,6 +323,13 @@ def test_submit_wait_runs_the_study_on_a_shared_mount_and_keeps_secrets_off_the_
             DASHBOARD, headers={"Authorization": f"Bearer {harness.token}"}
         )
         info = client.get_job_info(job_id)
+        monkeypatch.setenv("RAY_AUTH_TOKEN", harness.token)
+        capsys.readouterr()
+        assert main(["status", job_id, "--address", DASHBOARD, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)  # ``status --json``: the job as Ray shows it
+    assert (status["job_id"], status["status"], status["study"]) == (job_id, "SUCCEEDED", name)
+    assert status["message"] == (info.message or None)
+    assert status["start_time"] and status["end_time"] and status["start_time"] < status["end_time"]
     shown = json.dumps([info.runtime_env, info.entrypoint, info.metadata])
     spec_text = base64.urlsafe_b64decode(info.runtime_env["env_vars"][payload.SPEC_ENV]).decode()
     for value in [*SECRETS.values(), harness.token]:
