@@ -11,31 +11,43 @@ from typing import Any
 WORDS = ["red", "blue", "green", "cat", "dog", "sun", "moon", "tree", "car", "fish"]
 
 
-def tiny_tokenizer() -> Any:
-    """A word-level tokenizer over the toy vocabulary (so a tiny model can learn fast)."""
+# A chat template for the word-level tokenizer: each turn "[BOS] role content [EOS]".
+CHAT_TEMPLATE = (
+    "{% for m in messages %}[BOS] {{ m['role'] }} {{ m['content'] }} [EOS] {% endfor %}"
+    "{% if add_generation_prompt %}[BOS] assistant {% endif %}"
+)
+ROLE_WORDS = ["system", "user", "assistant"]
+
+
+def tiny_tokenizer(chat: bool = False) -> Any:
+    """A word-level tokenizer over the toy vocabulary (so a tiny model can learn fast); with
+    ``chat``, the role words too and ``CHAT_TEMPLATE``."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {
-        w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", "[EOS]", "say", "then", *WORDS])
-    }
+    words = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "say", "then", *WORDS]
+    vocab = {w: i for i, w in enumerate(words + (ROLE_WORDS if chat else []))}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
+    tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         pad_token="[PAD]",
         unk_token="[UNK]",
         bos_token="[BOS]",
         eos_token="[EOS]",
     )
+    if chat:
+        tok.chat_template = CHAT_TEMPLATE
+    return tok
 
 
-def write_tiny_llama(path: Path) -> Path:
-    """A 2-layer LlamaForCausalLM (hidden 64) with a word-level tokenizer, saved to ``path``."""
+def write_tiny_llama(path: Path, chat: bool = False) -> Path:
+    """A 2-layer LlamaForCausalLM (hidden 64) with a word-level tokenizer, saved to ``path``;
+    with ``chat``, a tokenizer with a chat template (``tiny_tokenizer``)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = tiny_tokenizer()
+    tok = tiny_tokenizer(chat)
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,
@@ -64,6 +76,23 @@ def write_copy_task(path: Path, n: int = 200) -> Path:
         seq = rng.choices(WORDS, k=4)
         nxt = WORDS[(WORDS.index(seq[-1]) + 1) % len(WORDS)]
         rows.append({"prompt": "say " + " ".join(seq), "completion": " " + nxt})
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def write_chat_task(path: Path, n: int = 120) -> Path:
+    """JSON lines of the copy task as conversations: two user turns, each answered with the
+    word after the user's last word (the first conversations open with a system message)."""
+    rng = random.Random(0)
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        messages = [{"role": "system", "content": "then"}] if i % 2 else []
+        for _ in range(2):
+            seq = rng.choices(WORDS, k=3)
+            nxt = WORDS[(WORDS.index(seq[-1]) + 1) % len(WORDS)]
+            messages.append({"role": "user", "content": "say " + " ".join(seq)})
+            messages.append({"role": "assistant", "content": nxt})
+        rows.append({"messages": messages})
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
 

@@ -1,7 +1,9 @@
 """``lora-hpo predict``: use an exported bundle on new rows. Sequence classification writes
 each row's predicted label (a name from ``labels.json``); a causal LM writes the generated
-completion of each row's prompt. When the rows carry the answer (the label column, or the
-completion column), the share that the adapter gets right is reported too."""
+completion of each row's prompt (formatted as the study's data was: through the chat template
+where its rows went through it), or the next assistant turn of a conversation. When the rows
+carry the answer (the label column, the completion column, or a closing assistant turn), the
+share that the adapter gets right is reported too."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from lora_hpo.spec.source_checks import FILE_FORMATS
 from lora_hpo.spec.spec_errors import SpecError, UsageError
 from lora_hpo.spec.spec_loader import load_spec
 from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.training.chat_encoding import prompt_ids, uses_chat
 from lora_hpo.training.row_encoding import fields
 
 BATCH = 32
@@ -90,18 +93,39 @@ def _classify(spec: StudySpec, model: Any, tokenizer: Any, rows: list[dict[str, 
     return out
 
 
+def _asked(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A conversation without its closing assistant turns: what asks for the answer."""
+    kept = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+    while kept and kept[-1]["role"] == "assistant":
+        kept.pop()
+    return kept
+
+
+def prompt_tokens(spec: StudySpec, tokenizer: Any, row: dict[str, Any]) -> list[int]:
+    """A row's prompt as the study's data encoded it: through the chat template (with the
+    generation prompt) where the study's rows went through it, else the raw prompt; at most
+    ``data.max_length`` tokens, the end kept."""
+    f = fields(spec.data, spec.task)
+    column = f.get("messages_field")
+    if column is not None and column in row:
+        ids = prompt_ids(tokenizer, _asked(row[column]))
+    else:
+        text = str(row[f.get("prompt_field") or f.get("text_field") or "text"])
+        if uses_chat(spec.data, f, tokenizer):
+            ids = prompt_ids(tokenizer, [{"role": "user", "content": text.strip()}])
+        else:
+            ids = list(tokenizer(text)["input_ids"])
+    return ids[-spec.data.max_length :]
+
+
 def _generate(
     spec: StudySpec, model: Any, tokenizer: Any, rows: list[dict[str, Any]], new_tokens: int
 ) -> list[Any]:
     import torch
 
-    f = fields(spec.data, spec.task)
-    prompt = f.get("prompt_field") or f.get("text_field") or "text"
     out: list[Any] = []
     for row in rows:
-        ids = tokenizer(str(row[prompt]), return_tensors="pt")["input_ids"][
-            :, -spec.data.max_length :
-        ]
+        ids = torch.tensor([prompt_tokens(spec, tokenizer, row)])
         with torch.inference_mode():
             gen = model.generate(
                 input_ids=ids,
@@ -112,6 +136,17 @@ def _generate(
         text = tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True)
         out.append(text)
     return out
+
+
+def _answer(spec: StudySpec, row: dict[str, Any]) -> str | None:
+    """The answer a row carries: its label, its completion, or its closing assistant turn."""
+    f = fields(spec.data, spec.task)
+    if f.get("messages_field") is not None:
+        messages = row.get(str(f["messages_field"])) or [{}]
+        last = messages[-1]
+        return str(last["content"]) if last.get("role") == "assistant" else None
+    key = f["label_field"] if spec.task == "sequence-classification" else f.get("completion_field")
+    return str(row[key]) if key and key in row else None
 
 
 def predict_rows(
@@ -135,15 +170,9 @@ def predict(
     spec, model, tokenizer = load_bundle(folder)
     rows = read_rows(rows_path)
     preds = predict_rows(spec, model, tokenizer, rows, new_tokens)
-    f = fields(spec.data, spec.task)
-    answer = (
-        f["label_field"] if spec.task == "sequence-classification" else f.get("completion_field")
-    )
-    scored = [r for r in rows if answer and answer in r]
+    answers = [_answer(spec, r) for r in rows]
     right = sum(
-        str(r[answer]).strip() == str(p).strip()
-        for r, p in zip(rows, preds, strict=True)
-        if answer in r
+        a is not None and a.strip() == str(p).strip() for a, p in zip(answers, preds, strict=True)
     )
-    share = right / len(scored) if scored and len(scored) == len(rows) else None
+    share = right / len(rows) if rows and None not in answers else None
     return [r | {"prediction": p} for r, p in zip(rows, preds, strict=True)], share

@@ -1,7 +1,8 @@
 """The columns of a local data file, read cheaply (standard library and pyarrow): JSON lines
 (every line parsed up to a size limit, so a malformed line is found with its number), a JSON
 array, CSV (the header; a field may be as large as the file) and parquet (the schema). And the
-kinds of value a JSON file's label column holds, so mixed labels are found before a run."""
+kinds of value a JSON file's label column holds, so mixed labels are found before a run; and
+whether each row of a chat column is a conversation to train on (``message_problem``)."""
 
 from __future__ import annotations
 
@@ -104,34 +105,33 @@ def _json_array(text: str) -> set[str]:
     return {key for row in rows if isinstance(row, dict) for key in row}
 
 
-def _json_rows(path: Path, scan_bytes: int) -> Iterator[dict[str, Any]]:
-    """The rows of a JSON lines file or JSON array (those that parse as objects), up to
-    ``scan_bytes`` of it: what ``read_columns`` has already found well formed."""
+def _json_rows(path: Path, scan_bytes: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) for the rows of a JSON lines file ("line 3") or JSON array ("row 3") that
+    parse as objects, up to ``scan_bytes`` of it: what ``read_columns`` has found well formed."""
     with path.open(encoding="utf-8") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith("["):
         if path.stat().st_size <= scan_bytes:
-            yield from (
-                r for r in json.loads(path.read_text(encoding="utf-8")) if isinstance(r, dict)
-            )
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            yield from ((f"row {i}", r) for i, r in enumerate(rows, 1) if isinstance(r, dict))
         return
     read = 0
     with path.open(encoding="utf-8") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             read += len(line)
             if read > scan_bytes:
                 return
             if line.strip():
                 row = json.loads(line)
                 if isinstance(row, dict):
-                    yield row
+                    yield f"line {number}", row
 
 
 def label_kinds(path: Path, column: str, scan_bytes: int) -> dict[str, Any]:
     """The kinds of value a JSON file's ``column`` holds (str, int, or what else), each with a
     first example; a whole-number float counts as an int, a missing value as "missing"."""
     kinds: dict[str, Any] = {}
-    for row in _json_rows(path, scan_bytes):
+    for _, row in _json_rows(path, scan_bytes):
         value = row.get(column)
         if value is None:
             kind = "missing"
@@ -141,3 +141,56 @@ def label_kinds(path: Path, column: str, scan_bytes: int) -> dict[str, Any]:
             kind = type(value).__name__
         kinds.setdefault(kind, value)
     return kinds
+
+
+ROLES = ("system", "user", "assistant")  # the roles a chat row's messages may take
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def message_problem(value: Any) -> str | None:
+    """Why one row's messages are not a conversation to train on, or None: a non-empty list of
+    {role, content} (content a string, role one of ROLES), with an assistant message, the
+    first of which follows a user message."""
+    if not isinstance(value, list) or not value:
+        return f"must be a non-empty list of {{role, content}} messages, but got {_short(value)}"
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or not all(
+            isinstance(message.get(k), str) for k in ("role", "content")
+        ):
+            shown = _short(message)
+            return f"message {i} must be {{role: string, content: string}}, but got {shown}"
+        if message["role"] not in ROLES:
+            return f"message {i}: role must be one of {list(ROLES)}, but got {message['role']!r}"
+    roles = [m["role"] for m in value]
+    if "assistant" not in roles:
+        return f"holds no assistant message (roles {roles}), so there is nothing to learn"
+    if "user" not in roles[: roles.index("assistant")]:
+        return f"the first assistant message must follow a user message, but the roles are {roles}"
+    return None
+
+
+def chat_problems(path: Path, fmt: str, column: str, scan_bytes: int) -> Iterator[str]:
+    """Each row of a local JSON or parquet file whose ``column`` is not a conversation, as
+    "line 3: why" (parquet: "row 3: why"); a CSV file cannot hold one."""
+    if fmt == "csv":
+        yield "a CSV file cannot hold a list of messages; use JSON lines or parquet"
+        return
+    if fmt == "parquet":
+        if path.stat().st_size > scan_bytes:
+            return
+        import pyarrow.parquet as pq
+
+        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+        rows: Iterator[tuple[str, dict[str, Any]]] = (
+            (f"row {i}", {column: v}) for i, v in enumerate(values, 1)
+        )
+    else:
+        rows = _json_rows(path, scan_bytes)
+    for where, row in rows:
+        problem = message_problem(row.get(column))
+        if problem is not None:
+            yield f"{where}: {problem}"

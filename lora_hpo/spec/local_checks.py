@@ -2,7 +2,8 @@
 starts Ray (the preflight repeats the deep ones where the study runs): a demo model's or
 dataset's package is installed, local data files exist,
 are readable, not empty and well formed, and hold the named columns; a local model folder
-holds a config; ``data.max_length`` fits the model. Reads the files with the standard library
+holds a config (and a chat template where the data needs one); ``data.max_length`` fits the
+model; a chat column holds conversations. Reads the files with the standard library
 and pyarrow only: no torch, no datasets. Each Problem names the file, the field and what was
 found."""
 
@@ -12,7 +13,7 @@ import json
 from pathlib import Path, PurePath
 from typing import Any
 
-from lora_hpo.files.data_columns import TableError, label_kinds, read_columns
+from lora_hpo.files.data_columns import TableError, chat_problems, label_kinds, read_columns
 from lora_hpo.spec.registries import DEMO_MODELS
 from lora_hpo.spec.source_checks import FILE_FORMATS, file_field
 from lora_hpo.spec.spec_errors import Problem
@@ -29,6 +30,8 @@ def needed_columns(spec: StudySpec) -> dict[str, str]:
     columns = {"text_field": "text", "label_field": "label"}
     if d.demo in DEMO_DATA:
         columns = dict(DEMO_DATA[str(d.demo)].columns)
+    if d.messages_field is not None:  # a conversation is the whole row
+        return {"messages_field": d.messages_field}
     for field in ("text_field", "label_field", "prompt_field", "completion_field"):
         if getattr(d, field) is not None:
             columns[field] = str(getattr(d, field))
@@ -82,6 +85,15 @@ def check_data_files(spec: StudySpec) -> list[Problem]:
                 continue
             if spec.task == "sequence-classification" and fmt == "json":
                 problems += _mixed_labels(Path(name), field, wanted["label_field"])
+            chat = wanted.get("messages_field")
+            if chat is not None and (chat in columns or fmt == "csv"):
+                found = [
+                    f"{field} ({name}): {why}"
+                    for why in chat_problems(Path(name), fmt, chat, SCAN_BYTES)
+                ]
+                if len(found) > 3:
+                    found = [*found[:3], f"{field} ({name}): ... and {len(found) - 3} more rows"]
+                problems += [Problem("data.messages_field", why) for why in found]
             for key, column in wanted.items():
                 if column not in columns:
                     problems.append(
@@ -176,6 +188,7 @@ def check_model(spec: StudySpec) -> list[Problem]:
             )
         )
         return problems
+    problems += _template_problems(spec)
     limit, where = model_limit(spec)
     if limit is not None and spec.data.max_length > limit:
         problems.append(
@@ -186,6 +199,38 @@ def check_model(spec: StudySpec) -> list[Problem]:
             )
         )
     return problems
+
+
+def has_chat_template(folder: Path) -> bool:
+    """A saved tokenizer in ``folder`` carries a chat template (its own file, or a key of
+    tokenizer_config.json)."""
+    if any((folder / f).is_file() for f in ("chat_template.jinja", "chat_template.json")):
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("chat_template"))
+
+
+def _template_problems(spec: StudySpec) -> list[Problem]:
+    """Data that must go through the chat template, on a local model whose tokenizer has none
+    (a hub model's tokenizer is read by the preflight)."""
+    d, folder = spec.data, spec.model.path
+    field = "data.messages_field" if d.messages_field is not None else "data.chat_template"
+    needed = d.messages_field is not None or d.chat_template == "always"
+    if not needed or folder is None or has_chat_template(Path(folder)):
+        return []
+    why = "its rows need" if d.messages_field is not None else "'always' needs"
+    return [
+        Problem(
+            field,
+            f"{why} the tokenizer's chat template, but the tokenizer in {folder} has none"
+            " (no chat_template.jinja, and none in tokenizer_config.json); give a model that"
+            " has one (an instruct or chat model), or prompt_field + completion_field with"
+            " chat_template: never",
+        )
+    ]
 
 
 CLUSTER_HINT = (

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lora_hpo.spec.chat_checks import check_chat
 from lora_hpo.spec.hardware_checks import check_hardware
 from lora_hpo.spec.pack_checks import check_pack
 from lora_hpo.spec.problem_rules import at_least as _at_least
@@ -246,6 +247,7 @@ def check_names(name: str, tracking: TrackingSpec) -> Iterator[Problem]:
 CHECK_GROUPS: list[tuple[tuple[str, ...], Callable[..., Iterator[Problem]]]] = [
     (("name", "tracking"), check_names),
     (("task", "model", "data"), check_sources),
+    (("task", "data"), check_chat),
     (("training", "search"), check_training),
     (("task", "search", "resources", "tracking", "monitor"), check_search),
     (("space",), check_space),

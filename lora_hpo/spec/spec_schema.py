@@ -84,6 +84,22 @@ class DataSpec:
     completion_field: str | None = field(
         default=None, metadata=doc("completion column (causal-lm)")
     )
+    messages_field: str | None = field(
+        default=None,
+        metadata=doc(
+            "chat column (causal-lm), instead of text or prompt/completion: each row a list of"
+            " {role, content} messages (system, user, assistant), encoded with the tokenizer's"
+            " chat template; the loss is on the assistant turns only"
+        ),
+    )
+    chat_template: Literal["auto", "always", "never"] = field(
+        default="auto",
+        metadata=doc(
+            "encode prompt/completion rows as a user/assistant chat through the tokenizer's chat"
+            " template, the loss on the answer only: auto (when the tokenizer has a template),"
+            " always (it must have one), never (the raw prompt followed by the completion)"
+        ),
+    )
     max_length: int = field(
         default=128, metadata=doc("tokens per example, truncated", most=1 << 20)
     )

@@ -1,19 +1,25 @@
 """Tokenisation of a trial's splits: classification rows to (input ids, label id), and causal
-LM rows to (input ids, labels) with the loss on the completion only when a prompt is given."""
+LM rows to (input ids, labels) with the loss on the completion only when a prompt is given,
+and on the assistant turns only for rows that go through the chat template
+(``chat_encoding.py``). Rows left with no token to learn from are dropped."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lora_hpo.spec.registries import DEMO_DATA
+from lora_hpo.spec.spec_errors import UsageError
 from lora_hpo.spec.spec_schema import DataSpec, StudySpec
+from lora_hpo.training.chat_encoding import IGNORE_INDEX, encode_row, uses_chat
 from lora_hpo.training.label_ids import has_class_label
 
-IGNORE_INDEX = -100  # label value the loss skips (prompt tokens, padding)
+__all__ = ["IGNORE_INDEX", "encode_splits", "fields"]
 
 
 def fields(data: DataSpec, task: str) -> dict[str, str | None]:
     """Column names: as given, else the demo's own, else the defaults."""
+    if data.messages_field is not None:
+        return {"messages_field": data.messages_field}
     base = {"text_field": "text", "label_field": "label"}
     if data.demo is not None:
         base = dict(DEMO_DATA[data.demo].columns)
@@ -35,8 +41,21 @@ def encode_splits(
         assert names is not None
         enc = [_classified(spec, tokenizer, split, f, names) for split in (train, evaluation)]
         return enc[0], enc[1]
-    tr, ev = (_causal(spec, tokenizer, split, f) for split in (train, evaluation))
-    return tr.filter(lambda row: len(row["input_ids"]) > 1), ev
+    chat = uses_chat(spec.data, f, tokenizer)
+    encode = _chat if chat else _causal
+    tr, ev = (encode(spec, tokenizer, s, f, w) for s, w in ((train, "train"), (evaluation, "eval")))
+    return _learnable(tr, "train", spec), _learnable(ev, "eval", spec)
+
+
+def _learnable(split: Any, where: str, spec: StudySpec) -> Any:
+    """The rows with a token to learn from (a label after the first token)."""
+    kept = split.filter(lambda row: any(v != IGNORE_INDEX for v in row["labels"][1:]))
+    if len(split) and not len(kept):
+        raise UsageError(
+            f"data.max_length: no row of the {where} split keeps a token to learn from within"
+            f" {spec.data.max_length} tokens (an answer, or text after the first token)"
+        )
+    return kept
 
 
 def _classified(
@@ -54,7 +73,25 @@ def _classified(
     return split.map(encode, batched=True, remove_columns=split.column_names)
 
 
-def _causal(spec: StudySpec, tokenizer: Any, split: Any, f: dict[str, str | None]) -> Any:
+def _chat(spec: StudySpec, tokenizer: Any, split: Any, f: dict[str, str | None], where: str) -> Any:
+    names = split.column_names
+
+    def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, Any]:
+        rows = [{k: batch[k][n] for k in names} for n in range(len(indices))]
+        pairs = [
+            encode_row(tokenizer, row, f, spec.data.max_length, f"row {i} of the {where} split")
+            for row, i in zip(rows, indices, strict=True)
+        ]
+        ids = [p[0] for p in pairs]
+        attention = [[1] * len(i) for i in ids]
+        return {"input_ids": ids, "attention_mask": attention, "labels": [p[1] for p in pairs]}
+
+    return split.map(encode, batched=True, with_indices=True, remove_columns=names)
+
+
+def _causal(
+    spec: StudySpec, tokenizer: Any, split: Any, f: dict[str, str | None], where: str
+) -> Any:
     prompt, completion = f.get("prompt_field"), f.get("completion_field") or ""
     text = f.get("text_field") or "text"
     max_len = spec.data.max_length

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from lora_hpo.files.data_columns import message_problem
 from lora_hpo.spec.local_checks import needed_columns
 from lora_hpo.spec.source_checks import FILE_FORMATS
 from lora_hpo.spec.spec_errors import UsageError
@@ -95,12 +96,27 @@ def check_splits(spec: StudySpec, train: Any, evaluation: Any) -> tuple[str, ...
                     f"data.{field}: column {col!r} is not in the {where} split; its columns"
                     f" are {split.column_names}"
                 )
+    if "messages_field" in columns:
+        _check_messages(columns["messages_field"], train, evaluation)
     if spec.task != "sequence-classification":
         return None
     label = columns["label_field"]
     names = label_names(train, label)
     check_labels(names, evaluation, label)
     return names
+
+
+def _check_messages(column: str, train: Any, evaluation: Any) -> None:
+    """Every row of both splits is a conversation to train on (``message_problem``)."""
+    for split, where in ((train, "train"), (evaluation, "eval")):
+        batches = split.select_columns([column]).iter(batch_size=1000)  # not all in memory
+        for start, batch in enumerate(batches):
+            for i, value in enumerate(batch[column], start * 1000):
+                problem = message_problem(value)
+                if problem is not None:
+                    raise UsageError(
+                        f"data.messages_field: row {i} of the {where} split: {problem}"
+                    )
 
 
 _CACHE: dict[tuple[Any, ...], TrialData] = {}

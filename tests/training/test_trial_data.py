@@ -65,3 +65,21 @@ def test_demo_caps_and_eval_split_names(tmp_path: Path) -> None:
     spec = _spec({"demo": "bbc-news", "eval_split": "validation"})
     with pytest.raises(UsageError, match=r"data\.eval_split: 'validation' not in splits"):
         load_raw(spec)
+
+
+def test_a_chat_row_that_is_no_conversation_stops_the_run_naming_it() -> None:
+    """What the preflight runs over every row of both splits, whatever the source."""
+    from datasets import Dataset
+
+    from lora_hpo.training.trial_data import check_splits
+    from tests.conftest import tiny_study
+
+    chat = {"files": ["x.jsonl"], "messages_field": "messages"}
+    spec = parse_spec(tiny_study(Path("/m"), data=chat))
+    good = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    rows = [{"messages": good}, {"messages": [{"role": "user", "content": "a"}]}]
+    assert check_splits(spec, Dataset.from_list(rows[:1]), Dataset.from_list(rows[:1])) is None
+    with pytest.raises(
+        UsageError, match=r"^data\.messages_field: row 1 of the eval split: holds no"
+    ):
+        check_splits(spec, Dataset.from_list(rows[:1]), Dataset.from_list(rows))
