@@ -59,6 +59,10 @@ def render(result: StudyResult, top: int = 5) -> str:
     if result.best is not None and result.best.checkpoint:
         lines.append(f"best adapter: {result.best.checkpoint}")
     lines.append(f"study directory: {result.path}")
+    if result.optuna_study:
+        where = result.optuna_study
+        opened = f"sqlite:///{where}" if "://" not in where else f"{where} (download it first)"
+        lines.append(f"Optuna study: optuna-dashboard {opened}")
     return "\n".join(lines)
 
 
@@ -83,6 +87,7 @@ def document(result: StudyResult, tracking: Any = None) -> dict[str, Any]:
         "decision": result.decision or None,
         "earlier_trials": [_trial(t, spec.metric, None) for t in result.earlier],
         "study_dir": result.path,
+        "optuna_study": result.optuna_study,
         "mlflow": _mlflow(tracking),
     }
 

@@ -326,3 +326,4 @@ def test_driver_kill_then_resume(tiny_assets: Path, tmp_path: Path) -> None:
     kept = {t.user_attrs["trial_id"]: t for t in study.trials}
     assert set(kept) == set(after) and len(study.trials) == 6
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    assert f"Optuna study: optuna-dashboard {optuna_url(str(storage / 'tiny'))}" in proc.stdout
