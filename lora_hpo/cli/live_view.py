@@ -47,6 +47,8 @@ def trial_row(spec: StudySpec, trial: Any) -> list[str]:
 
 
 class ProgressView(Callback):  # type: ignore[misc]
+    interrupted = False  # set when SIGINT or SIGTERM stops the study (search.driver_signals)
+
     def __init__(self, spec: StudySpec, stream: TextIO | None = None) -> None:
         self.spec = spec
         self.stream = stream or sys.stdout
@@ -54,6 +56,7 @@ class ProgressView(Callback):  # type: ignore[misc]
         self._drawn = 0
         self._last_draw = 0.0
         self._status: dict[str, str] = {}
+        self._running: set[str] = set()  # running at the last update: a signal stops them
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config with callbacks
         return {"spec": self.spec}
@@ -69,7 +72,7 @@ class ProgressView(Callback):  # type: ignore[misc]
         if not force and now - self._last_draw < 1.0:
             return
         self._last_draw = now
-        rows = [trial_row(self.spec, t) for t in trials]
+        rows = [self._row(t) for t in trials]
         text = format_table(self.header(), rows)
         if self._drawn:
             self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
@@ -79,7 +82,7 @@ class ProgressView(Callback):  # type: ignore[misc]
 
     def _changes(self, trials: list[Any]) -> None:
         for t in trials:
-            row = trial_row(self.spec, t)
+            row = self._row(t)
             if self._status.get(t.trial_id) != row[-1]:
                 self._status[t.trial_id] = row[-1]
                 cells = ", ".join(
@@ -88,11 +91,20 @@ class ProgressView(Callback):  # type: ignore[misc]
                 self.stream.write(f"[{time.strftime('%H:%M:%S')}] {row[0]}: {cells}\n")
                 self.stream.flush()
 
+    def _row(self, trial: Any) -> list[str]:
+        """The trial's row; one that a signal stopped says so, not "stopped_early"."""
+        row = trial_row(self.spec, trial)
+        if self.interrupted and trial.trial_id in self._running and row[-1] == "stopped_early":
+            row[-1] = "interrupted"
+        return row
+
     def _update(self, trials: list[Any], force: bool = False) -> None:
         if self.live:
             self._draw(trials, force)
         else:
             self._changes(trials)
+        if not self.interrupted:
+            self._running = {t.trial_id for t in trials if t.status == "RUNNING"}
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._update(trials)

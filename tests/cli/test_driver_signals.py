@@ -137,6 +137,8 @@ def test_sigterm_stops_gracefully_and_resume_finishes(
     assert study_run.info.status == "KILLED"
     stopped = [r for r in before if r.info.status == "KILLED" and r is not study_run]
     assert stopped and all(r.data.tags["status"] == "interrupted" for r in stopped)
+    shown = (tmp_path / "driver.out").read_text()  # the live view's lines (not a terminal)
+    assert "status=interrupted" in shown and "status=stopped_early" not in shown, shown[-2000:]
     done_before = {r.info.run_id: r.info.end_time for r in before if r.info.status == "FINISHED"}
 
     t0 = time.monotonic()
