@@ -144,9 +144,11 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     stay in MLflow, its checkpoints on disk). The server is stopped for 30 s while it runs.
     The caller has Ray initialised with HF_TOKEN=FAKE_TOKEN in its environment; the tracking
     URI given as ``--tracking-uri`` would be (a spec file may hold none with a credential)
-    carries the token too, as a password. Adapters: the top 2."""
+    carries the token too, as a password. Adapters: the top 2; the champion is registered as
+    an MLflow model (``champion_model.champion_folder``), as the CLI does."""
     if server.uri in _SHARED:
         return _SHARED[server.uri]
+    from lora_hpo.analysis.champion_model import champion_folder
     from lora_hpo.search.study_runner import run_study
     from lora_hpo.spec.spec_loader import parse_spec
     from lora_hpo.tracking.study_tracking import StudyTracking
@@ -156,7 +158,9 @@ def shared_study(server: MlflowServer, assets: Path) -> TrackedStudy:
     tracking = {"log_adapters": "top-k", "top_k": 2}
     spec = parse_spec(tiny_study(assets, name="tracked", tracking=tracking))
     stream = io.StringIO()
-    tracking = StudyTracking(uri, flush_timeout_s=240, stream=stream)
+    tracking = StudyTracking(
+        uri, flush_timeout_s=240, stream=stream, model_folder=champion_folder
+    )  # the champion as an MLflow model, as the CLI registers it
 
     def logging() -> bool:
         box = tracking.trackers[0].outbox if tracking.trackers else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 BUNDLE = "bundle"  # the artifact holding the export bundle
@@ -25,7 +26,9 @@ class AdapterModel(PythonModel):  # type: ignore[misc]
 
         self.spec, self.model, self.tokenizer = load_bundle(Path(context.artifacts[BUNDLE]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(  # a DataFrame hint: MLflow infers no schema from it (the signature has it)
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> Any:
         from lora_hpo.analysis.bundle_predict import predict_rows
 
         rows = model_input.to_dict("records")
@@ -74,3 +77,35 @@ def save_adapter_model(bundle: Path, out: Path) -> None:
         signature=signature,
         pip_requirements=requirements,
     )
+
+
+def champion_folder(staged: Path, out: Path, run: dict[str, Any]) -> None:
+    """The tracker's ``ModelFolder`` (``lora_hpo.tracking.champion_version``): the MLflow model
+    of a staged checkpoint (adapter files, spec, trial record), its export bundle completed
+    as ``lora-hpo export --rank 1`` completes it (tokenizer, labels, record, model card)."""
+    import shutil
+
+    from lora_hpo.analysis.export_bundle import complete, lineage_of
+    from lora_hpo.analysis.trial_runs import typed
+    from lora_hpo.files.file_names import SPEC_FILE
+    from lora_hpo.files.scratch_folders import Scratch
+    from lora_hpo.spec.spec_loader import load_spec
+
+    metric, tags = load_spec(staged / SPEC_FILE).metric, run["tags"]
+    about = {
+        "run_id": run["run_id"],
+        "trial_id": tags.get("lora_hpo.trial_id"),
+        "status": tags.get("status"),
+        "metric": metric,
+        "value": run["metrics"].get(metric, float("nan")),
+        "params": {k: typed(v) for k, v in run["params"].items()},
+        "lineage": lineage_of(tags),
+        "metrics": run["metrics"],
+        "experiment": run["experiment"],
+        "rank": 1,
+    }
+    with Scratch("bundle") as tmp:
+        bundle = Path(tmp) / BUNDLE
+        shutil.copytree(staged, bundle)
+        complete(bundle, about)
+        save_adapter_model(bundle, out)

@@ -163,10 +163,11 @@ def _tracking_and_view(args: argparse.Namespace) -> tuple[StudyTracking, Any]:
     from lora_hpo.training.quiet_logs import quiet_libraries
 
     quiet_libraries()
+    from lora_hpo.analysis.champion_model import champion_folder
     from lora_hpo.cli.live_view import ProgressView
     from lora_hpo.tracking.study_tracking import StudyTracking
 
-    return StudyTracking(args.tracking_uri), ProgressView
+    return StudyTracking(args.tracking_uri, model_folder=champion_folder), ProgressView
 
 
 def _finish(result: StudyResult, tracking: StudyTracking, as_json: bool = False) -> int:

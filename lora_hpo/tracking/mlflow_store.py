@@ -8,7 +8,6 @@ timestamp they were queued with (MLflow drops exact repeats), artifacts overwrit
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -17,13 +16,22 @@ from typing import Any
 from lora_hpo.files.file_names import SPEC_FILE, TRIAL_FILE
 from lora_hpo.files.scratch_folders import Scratch
 from lora_hpo.spec.spec_errors import UsageError
-from lora_hpo.tracking.filter_strings import equals, tags_equal
+from lora_hpo.tracking.champion_version import (
+    ADAPTER_FILES,
+    ModelFolder,
+    adapter_hashes,
+    check,
+    find_version,
+    logged_model,
+    sha256,
+)
+from lora_hpo.tracking.filter_strings import tags_equal
 
 ALIAS = "champion"
 ADAPTER_DIR = "adapter"  # the artifact folder of a trial run holding its adapter
 ADAPTER_TAG = "lora_hpo.adapter"  # set on a trial run once its adapter is logged
 SPEC_NAME = SPEC_FILE
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on runs
 CLIENT_ENV = {  # a callback must never wait minutes on a dead server
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
@@ -66,14 +74,6 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, MlflowException):
         return "down" if str(exc).startswith("API request to") else "retry"
     return "down" if isinstance(exc, (OSError, ConnectionError, TimeoutError)) else "reject"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stage_adapter(checkpoint: str, spec_text: str, dst: Path) -> dict[str, str]:
@@ -119,7 +119,8 @@ class Store:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             return str(found.experiment_id)
-        return str(self.client.create_experiment(name, artifact_location=self.artifact_location))
+        where = self.artifact_location
+        return str(self.client.create_experiment(name, where, tags=EXPERIMENT_KIND))
 
     def _tagged(self, experiment_id: str, match: dict[str, str]) -> list[Any]:
         """Active runs whose tags hold every ``match`` value."""
@@ -163,6 +164,16 @@ class Store:
         else:
             self.client.set_terminated(run_id, status)
 
+    def log_dataset(self, run_id: str, dataset: dict[str, str] | None) -> None:
+        """``dataset`` (``run_lineage.dataset_input``) as the run's training input; MLflow
+        keeps one link per (dataset, run), so a repeat adds nothing."""
+        if not dataset:
+            return
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        tags = [InputTag("mlflow.data.context", "training")]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(Dataset(**dataset), tags)])
+
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 
@@ -173,30 +184,36 @@ class Store:
         return hashes
 
     def register(
-        self, name: str, run_id: str, expected: dict[str, str], tags: dict[str, str]
+        self,
+        name: str,
+        run_id: str,
+        expected: dict[str, str],
+        tags: dict[str, str],
+        model: tuple[Path, ModelFolder, dict[str, Any]] | None = None,
     ) -> str:
-        """Register the run's adapter and move the ``champion`` alias to it, only once the
-        registered files download with the expected sha256s."""
+        """Register the run's champion and move the ``champion`` alias to it, only once the
+        registered adapter files download with the expected sha256s. ``model``: (the staged
+        checkpoint, the ``ModelFolder`` that makes its MLflow model, what else the model's
+        card says); without it, the run's bare ``adapter/`` folder is registered."""
         from mlflow.exceptions import MlflowException
 
         try:
-            model = self.client.get_registered_model(name)
+            found = self.client.get_registered_model(name)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-            model = self.client.create_registered_model(name)
-        current = model.aliases.get(ALIAS)
+            found = self.client.create_registered_model(name)
+        current = found.aliases.get(ALIAS)
         if current and self.client.get_model_version(name, current).run_id == run_id:
             return str(current)
-        mine = self.client.search_model_versions(
-            f"{equals('name', name)} and {equals('run_id', run_id)}"
-        )
-        if mine:
-            version = str(mine[0].version)
-        else:
+        version = find_version(self.client, name, run_id)
+        if version is None:
             source = f"runs:/{run_id}/{ADAPTER_DIR}"
+            if model is not None:
+                source = logged_model(self.client, run_id, *model)
+            model_id = source.removeprefix("models:/") if model is not None else None
             made = self.client.create_model_version(
-                name, source, run_id, tags, await_creation_for=0
+                name, source, run_id, tags, await_creation_for=0, model_id=model_id
             )
             version = str(made.version)
         self.verify(name, version, expected)
@@ -204,21 +221,15 @@ class Store:
         return version
 
     def verify(self, name: str, version: str, expected: dict[str, str]) -> None:
-        """The registered version's files download with the expected sha256s. (Resolved
-        through this client: MLflow's ``models:/`` download reads the global registry URI.)"""
+        """The registered version's adapter files download with the expected sha256s.
+        (Resolved through this client: MLflow's ``models:/`` download reads the global URI.)"""
         import mlflow
 
         source = self.client.get_model_version_download_uri(name, version)
         with Scratch("verify") as tmp:
             got = mlflow.artifacts.download_artifacts(source, dst_path=tmp, tracking_uri=self.uri)
-            actual = {p.name: sha256(p) for p in Path(got).iterdir() if p.is_file()}
-        if actual != expected:
-            wrong = sorted(
-                k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k)
-            )
-            raise ValueError(
-                f"models:/{name}/{version}: uploaded files differ from the checkpoint: {wrong}"
-            )
+            actual = adapter_hashes(Path(got))
+        check(f"models:/{name}/{version}", actual, expected)
 
     def delete(self, run_id: str) -> None:
         self.client.set_tag(run_id, "lora_hpo.lost", "true")

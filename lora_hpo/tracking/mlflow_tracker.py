@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any, TextIO
 
 import yaml
@@ -23,11 +22,20 @@ from lora_hpo.spec.search_space import derive
 from lora_hpo.spec.spec_loader import spec_to_dict
 from lora_hpo.spec.spec_schema import StudySpec
 from lora_hpo.spec.trial_outcome import ranked, trial_status
+from lora_hpo.tracking.champion_version import ModelFolder
 from lora_hpo.tracking.mlflow_store import classify, fs_ref, resolve_tracking_uri
 from lora_hpo.tracking.record_outbox import Outbox
 from lora_hpo.tracking.record_writer import Writer
-from lora_hpo.tracking.run_lineage import Redactor, curve, lineage_tags, study_params, study_tags
-from lora_hpo.tracking.tracker_state import StateFile
+from lora_hpo.tracking.run_lineage import (
+    Redactor,
+    curve,
+    dataset_input,
+    lineage_tags,
+    outcome_tags,
+    study_params,
+    study_tags,
+)
+from lora_hpo.tracking.tracker_state import StateFile, new_state
 
 TERMINAL = ("TERMINATED", "ERROR")
 RUN_STATUS = {"failed": "FAILED", "interrupted": "KILLED"}  # every other status: FINISHED
@@ -49,9 +57,12 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         stream: TextIO | None = None,
         parent_run_id: str | None = None,
         study_run_tags: dict[str, str] | None = None,
+        model_folder: ModelFolder | None = None,
     ) -> None:
         """``parent_run_id``: nest the study run under it (a staged study's parent run);
-        ``study_run_tags``: more tags for the study run (what its warm start used)."""
+        ``study_run_tags``: more tags for the study run (what its warm start used);
+        ``model_folder``: makes the champion's MLflow model (``champion_version.py``)."""
+        self.model_folder = model_folder
         self.spec, self.state_dir, self.stream = spec, state_dir, stream
         self.parent_run_id, self.study_run_tags = parent_run_id, dict(study_run_tags or {})
         self.tracking_uri, self.flush_timeout_s = tracking_uri, flush_timeout_s
@@ -65,7 +76,8 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         self._lineage: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config with callbacks
-        keep = ("tracking_uri", "state_dir", "flush_timeout_s", "parent_run_id", "study_run_tags")
+        keep: tuple[str, ...] = ("tracking_uri", "state_dir", "flush_timeout_s", "parent_run_id")
+        keep += ("study_run_tags", "model_folder")
         return {"spec": self.spec, **{k: getattr(self, k) for k in keep}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -120,12 +132,16 @@ class MLflowTracker(Callback):  # type: ignore[misc]
         file = StateFile(where)
         old = file.load(self.stream) or {}  # StateFileError (exit 2) when it does not parse
         resumed = bool({t.trial_id for t in trials} & set(old.get("trials", {})))
-        self.state = old if resumed else self._new_state(where)
+        uri = self.redact(self.uri)
+        self.state = old if resumed else new_state(self.spec.name, self.spec.experiment, uri, where)
         self._lineage = self.redact.mapping(lineage_tags(self.spec))
+        dataset = self.redact.mapping(
+            dataset_input(self.spec, self._lineage["dataset_fingerprint"])
+        )
         lock = threading.RLock()
         names = (self.spec.experiment, self.spec.tracking.registered_model or self.spec.experiment)
-        writer = Writer(self.uri, self.artifact_location, self.state, lock, names, self.spec_text)
-        uri = self.redact(self.uri)
+        facts = (self.spec_text, self.model_folder, dataset)
+        writer = Writer(self.uri, self.artifact_location, self.state, lock, names, *facts)
         self.outbox = Outbox(self.state, file, writer, classify, uri, self.stream, lock=lock)
         with lock:
             if old and not resumed and old.get("tracking_uri") == self.state["tracking_uri"]:
@@ -139,23 +155,6 @@ class MLflowTracker(Callback):  # type: ignore[misc]
             if resumed:
                 self._reconcile(trials)
         self.box.start()
-
-    def _new_state(self, directory: str) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "study_key": uuid.uuid4().hex,
-            "study": self.spec.name,
-            "experiment": self.spec.experiment,
-            "tracking_uri": self.redact(self.uri),
-            "study_dir": directory,
-            "experiment_id": None,
-            "parent_run_id": None,
-            "finished": False,
-            "trials": {},
-            "champion": None,
-            "queue": [],
-            "seq": 0,
-        }
 
     def _retire(self, old: dict[str, Any]) -> None:
         """A fresh study over an old study's directory: end the old study's open runs."""
@@ -230,7 +229,8 @@ class MLflowTracker(Callback):  # type: ignore[misc]
             entry.update(closed=True, status=status)
             if status == "completed" and self.spec.tracking.log_adapters == "completed":
                 self._adapter(trial)
-            record = {"op": "close", "trial": trial.trial_id, "tags": {"status": status}}
+            tags = self.redact.mapping(outcome_tags(status, trial.last_result))
+            record = {"op": "close", "trial": trial.trial_id, "tags": tags}
             self.box.put(record | {"run_status": RUN_STATUS.get(status, "FINISHED")})
 
     def _adapter(self, trial: Any) -> str | None:

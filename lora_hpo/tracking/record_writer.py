@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_hpo.files.scratch_folders import Scratch
+from lora_hpo.tracking.champion_version import ModelFolder
 from lora_hpo.tracking.mlflow_store import ADAPTER_DIR, ADAPTER_TAG, SPEC_NAME, Store, stage_adapter
 
 
@@ -22,8 +23,15 @@ class Writer:
         lock: Any,
         names: tuple[str, str],  # (experiment, registered model)
         spec_text: str,
+        model_folder: ModelFolder | None = None,
+        dataset: dict[str, str] | None = None,
     ) -> None:
+        """``model_folder``: makes the champion's MLflow model (else its bare adapter is
+        registered; see ``champion_version.py``); ``dataset``: the study's data, logged as
+        the input of the study run and of each trial run (``run_lineage.dataset_input``),
+        each with its run's ``dataset_fingerprint`` as the digest."""
         self.uri, self.artifact_location = uri, artifact_location
+        self.model_folder, self.dataset = model_folder, dataset
         self.state, self.lock = state, lock
         self.experiment, self.model_name = names
         self.spec_text = spec_text
@@ -55,6 +63,7 @@ class Writer:
         match = {"lora_hpo.role": "study", "lora_hpo.study_key": str(self.state["study_key"])}
         run_id = self.store.get_or_create_run(experiment_id, match, self.state["study"], {})
         self.store.log(run_id, record)
+        self.store.log_dataset(run_id, self.dataset)
         self.store.log_text(run_id, self.spec_text, SPEC_NAME)
         self.store.set_status(run_id, "RUNNING")
         with self.lock:
@@ -79,9 +88,14 @@ class Writer:
             self.state["trials"][tid]["run_id"] = run_id
 
     def _op_log(self, record: dict[str, Any]) -> None:
+        """A report; the first one's ``dataset_fingerprint`` (of the data the trial loaded)
+        is the digest of the trial run's dataset input."""
         run_id = self._run_of(record["trial"])
         if run_id is not None:
             self.store.log(run_id, record)
+            fingerprint = record.get("tags", {}).get("dataset_fingerprint")
+            if fingerprint and self.dataset:
+                self.store.log_dataset(run_id, self.dataset | {"digest": fingerprint})
 
     def _op_close(self, record: dict[str, Any]) -> None:
         run_id = self._run_of(record["trial"])
@@ -138,10 +152,12 @@ class Writer:
         run_id, tid = self._run_of(record["trial"]), record["trial"]
         if run_id is None:
             return
+        tags = {"lora_hpo.trial_id": tid, "lora_hpo.study_key": str(self.state["study_key"])}
         with Scratch("expected") as tmp:
             expected = stage_adapter(record["checkpoint"], self.spec_text, Path(tmp))
-        tags = {"lora_hpo.trial_id": tid, "lora_hpo.study_key": str(self.state["study_key"])}
-        version = self.store.register(self.model_name, run_id, expected, tags)
+            make = self.model_folder
+            model = None if make is None else (Path(tmp), make, {"experiment": self.experiment})
+            version = self.store.register(self.model_name, run_id, expected, tags, model)
         with self.lock:
             self.state["champion"] = {
                 "name": self.model_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -88,6 +89,24 @@ def lineage_tags(spec: StudySpec) -> dict[str, str]:
     }
 
 
+def dataset_input(spec: StudySpec, fingerprint: str) -> dict[str, str]:
+    """The study's data as an MLflow dataset input: its name (``demo:<name>``, the hub id or
+    the file names), its source (the demo, the hub id and config, or the files) and the
+    driver's ``dataset_fingerprint`` as its digest (a trial run's digest is the fingerprint
+    its trial reports, as its tag is); the context is ``training``."""
+    d, source = spec.data, dict[str, Any]()
+    if d.demo is not None:
+        name, kind, source = f"demo:{d.demo}", "code", {"demo": d.demo}
+    elif d.hub is not None:
+        name, kind = d.hub, "hugging_face"
+        source = {"path": d.hub} | ({"config_name": d.hub_config} if d.hub_config else {})
+    else:
+        files = d.all_files()
+        name, kind, source = ",".join(Path(f).name for f in files), "local", {"uri": files}
+    text = json.dumps(source, sort_keys=True)
+    return {"name": name, "digest": fingerprint, "source_type": kind, "source": text}
+
+
 class Redactor:
     """Replaces secret values (from environment variables whose name looks secret, e.g.
     HF_TOKEN, AWS_SECRET_ACCESS_KEY, MLFLOW_TRACKING_PASSWORD) and URL user-info with ***."""
@@ -108,14 +127,31 @@ class Redactor:
 
 
 def curve(result: Mapping[str, Any]) -> dict[str, float]:
-    """The step-indexed metrics of one report: eval metrics, train loss, adapter norms."""
-    return {
+    """The step-indexed metrics of one report: eval metrics, train loss, adapter norms. A
+    metric whose ``<name>_raw`` is NaN or inf is left out, and so is that raw value: the
+    reported value only stands in for it (the worst value, for the searcher)."""
+    numbers = {
         k: float(v)
         for k, v in result.items()
         if (k.startswith("eval_") or k in CURVES)
         and isinstance(v, (int, float))
         and not isinstance(v, bool)
     }
+    stand_ins = {k.removesuffix("_raw") for k, v in numbers.items() if k.endswith("_raw")}
+    stand_ins = {k for k in stand_ins if not math.isfinite(numbers[f"{k}_raw"])}
+    return {k: v for k, v in numbers.items() if k.removesuffix("_raw") not in stand_ins}
+
+
+def outcome_tags(status: str, result: Mapping[str, Any] | None) -> dict[str, str]:
+    """A closed trial run's tags: ``status``, and for a diverged trial ``lora_hpo.diverged``
+    with the watch's reason and the step it stopped at (its run holds no stand-in metric)."""
+    tags = {"status": status}
+    if status == "diverged":
+        last = result or {}
+        tags["lora_hpo.diverged"] = "true"
+        tags["lora_hpo.diverged_reason"] = str(last.get("diverged_reason") or "unknown")[:4000]
+        tags["lora_hpo.diverged_step"] = str(last.get("step", ""))
+    return tags
 
 
 def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from lora_hpo.files.scratch_folders import Scratch
 from lora_hpo.spec.spec_schema import StudySpec
+from lora_hpo.tracking.champion_version import ModelFolder
 from lora_hpo.tracking.mlflow_store import Store
 from lora_hpo.tracking.mlflow_tracker import MLflowTracker
 from lora_hpo.tracking.parent_run import ParentRun, StagedFacts
@@ -19,7 +20,9 @@ from lora_hpo.tracking.warm_start import WarmStart, find_warm_start
 
 class StudyTracking:
     """``tracking_uri``: ``--tracking-uri``; else each spec's ``tracking.tracking_uri``, else
-    MLFLOW_TRACKING_URI, else ``./mlflow.db``."""
+    MLFLOW_TRACKING_URI, else ``./mlflow.db``. ``model_folder``: makes the champion's MLflow
+    model (the CLI passes ``lora_hpo.analysis.champion_model.champion_folder``); without it
+    the champion is registered as its bare adapter folder."""
 
     def __init__(
         self,
@@ -27,8 +30,10 @@ class StudyTracking:
         *,
         stream: TextIO | None = None,
         flush_timeout_s: float = 60.0,
+        model_folder: ModelFolder | None = None,
     ) -> None:
         self.tracking_uri, self.stream, self.flush_timeout_s = tracking_uri, stream, flush_timeout_s
+        self.model_folder = model_folder
         self.trackers: list[MLflowTracker] = []
         self.parent: ParentRun | None = None
         self.report_line = ""  # where the study's pictures went, for the summary
@@ -61,6 +66,7 @@ class StudyTracking:
             stream=self.stream,
             parent_run_id=parent_run_id,
             study_run_tags=warm.tags() if warm is not None else None,
+            model_folder=self.model_folder,
         )
         self.trackers.append(tracker)
         return [tracker]

@@ -120,3 +120,24 @@ def _parse(text: str) -> dict[str, Any]:
         if key in state and not isinstance(state[key], kind):
             raise ValueError(f"{key!r} is a JSON {type(state[key]).__name__}")
     return state
+
+
+def new_state(study: str, experiment: str, tracking_uri: str, directory: str) -> dict[str, Any]:
+    """A fresh study's tracker state: a new study key, no runs yet, nothing queued."""
+    import uuid
+
+    return {
+        "version": 1,
+        "study_key": uuid.uuid4().hex,
+        "study": study,
+        "experiment": experiment,
+        "tracking_uri": tracking_uri,
+        "study_dir": directory,
+        "experiment_id": None,
+        "parent_run_id": None,
+        "finished": False,
+        "trials": {},
+        "champion": None,
+        "queue": [],
+        "seq": 0,
+    }

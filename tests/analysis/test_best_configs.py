@@ -148,7 +148,8 @@ def test_champion_alias_is_the_exported_adapter(
             "models:/tracked@champion", dst_path=str(tmp_path / "c")
         )
     )
-    registered = {p.name: sha256(p) for p in got.iterdir()}
+    assert (got / "MLmodel").is_file()  # an MLflow model, its export bundle inside
+    registered = {p.name: sha256(p) for p in (got / "artifacts" / "bundle").iterdir()}
     assert "adapter_model.safetensors" in registered
     assert registered == {name: sha256(out / name) for name in registered}  # the same files
 

@@ -212,6 +212,7 @@ def test_top_k_adapters_and_a_verified_champion(tracked: TrackedStudy) -> None:
         assert ("lora_hpo.adapter" in run.data.tags) == top
     version = client.get_model_version_by_alias(tracked.spec.experiment, "champion")
     assert version.run_id == champion["run_id"]
+    assert version.source.startswith("models:/m-")  # the logged MLflow model, not adapter/
 
 
 @pytest.mark.slow
@@ -291,7 +292,8 @@ def test_a_killed_driver_resumes_with_one_run_per_trial(
         assert run.info.status == "FINISHED", run.data.tags
         done, status = steps(client, run), run.data.tags["status"]
         assert done == sorted(set(done)), done  # none twice
-        assert status in ("completed", "diverged") and done[0] == 5
+        assert status in ("completed", "diverged")
+        assert done[:1] == [5] or status == "diverged"  # a NaN eval_loss is not logged
         if status == "completed":
             assert {5, 10} <= set(done), done  # none lost
         assert ("lora_hpo.adapter" in run.data.tags) == (status == "completed"), (status, done)

@@ -40,3 +40,17 @@ def test_a_resume_deletes_the_runs_of_trials_that_tune_does_not_have(mlflow_serv
     writer({"op": "lose_unknown", "keep": ["a"]})  # repeated: nothing more to delete
     found = client.search_runs([writer.state["experiment_id"]], "tags.`lora_hpo.role` = 'trial'")
     assert sorted(r.data.tags["lora_hpo.trial_id"] for r in found) == ["a", "b"]
+
+
+def test_the_data_input_is_logged_once_however_often_the_op_repeats(mlflow_server: Any) -> None:
+    experiment = f"writer-data-{uuid.uuid4().hex[:6]}"
+    writer = _writer(mlflow_server.uri, experiment)
+    writer.dataset = {"name": "a.jsonl", "digest": "0123abcd", "source_type": "local"}
+    writer.dataset["source"] = '{"uri": ["/data/a.jsonl"]}'
+    for _ in range(2):  # an op is repeated after an outage or a crash
+        writer({"op": "open_study", "params": {}, "tags": {"lora_hpo.role": "study"}})
+    run = MlflowClient(mlflow_server.uri).get_run(writer.state["parent_run_id"])
+    (found,) = run.inputs.dataset_inputs
+    assert (found.dataset.name, found.dataset.digest) == ("a.jsonl", "0123abcd")
+    kind = MlflowClient(mlflow_server.uri).get_experiment_by_name(experiment).tags
+    assert kind["mlflow.experimentKind"] == "custom_model_development"
