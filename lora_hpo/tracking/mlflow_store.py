@@ -58,6 +58,20 @@ def resolve_tracking_uri(flag: str | None, spec_uri: str | None = None) -> tuple
     return f"sqlite:///{cwd / 'mlflow.db'}", (cwd / "mlartifacts").as_uri()
 
 
+def ui_link(uri: str, experiment_id: str | None) -> str:
+    """Where to look: an HTTP tracking server's page of the experiment's runs (the UI's own
+    default is its GenAI overview, a browser setting that ``workflowType`` overrides), or
+    the URI as given."""
+    from urllib.parse import urlsplit
+
+    if experiment_id is None or not uri.startswith(("http://", "https://")):
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]  # a browser asks for its own credentials
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}/{page}"
+
+
 def classify(exc: BaseException) -> str:
     """``down`` (the server cannot be reached, or answers 5xx: wait for it), ``retry`` (another
     MLflow error: try a few times) or ``reject`` (the record itself is bad: drop it)."""

@@ -23,7 +23,7 @@ from lora_hpo.spec.spec_loader import spec_to_dict
 from lora_hpo.spec.spec_schema import StudySpec
 from lora_hpo.spec.trial_outcome import ranked, trial_status
 from lora_hpo.tracking.champion_version import ModelFolder
-from lora_hpo.tracking.mlflow_store import classify, fs_ref, resolve_tracking_uri
+from lora_hpo.tracking.mlflow_store import classify, fs_ref, resolve_tracking_uri, ui_link
 from lora_hpo.tracking.record_outbox import Outbox
 from lora_hpo.tracking.record_writer import Writer
 from lora_hpo.tracking.run_lineage import (
@@ -290,9 +290,9 @@ class MLflowTracker(Callback):  # type: ignore[misc]
 
     def summary(self) -> str:
         """Where the study's records are, for the end of ``lora-hpo run``."""
-        lines = [f"MLflow: experiment {self.spec.experiment!r} at {self.redact(self.uri)}"]
-        champion = self.state.get("champion")
-        if champion:
+        where = ui_link(self.redact(self.uri), self.state.get("experiment_id"))
+        lines = [f"MLflow: experiment {self.spec.experiment!r} at {where}"]
+        if champion := self.state.get("champion"):
             lines.append(
                 f"champion: models:/{champion['name']}@champion (version {champion['version']},"
                 f" trial {champion['trial_id']}, run {champion['run_id']})"

@@ -55,6 +55,17 @@ def test_the_experiment_opens_on_training_runs(tracked: TrackedStudy) -> None:
 
 
 @pytest.mark.slow
+def test_the_printed_link_opens_the_training_runs(tracked: TrackedStudy) -> None:
+    from lora_hpo.tracking.mlflow_store import ui_link
+
+    exp_id = MlflowClient(tracked.uri).get_experiment_by_name(tracked.spec.experiment)
+    host = tracked.uri.split("://", 1)[1].rsplit("@", 1)[-1]  # no credentials in a link
+    link = f"http://{host}/#/experiments/{exp_id.experiment_id}?workflowType=machine_learning"
+    assert f"MLflow: experiment 'tracked' at {link}" in tracked.tracker.summary()
+    assert ui_link("sqlite:///mlflow.db", "1") == "sqlite:///mlflow.db"  # no UI to link
+
+
+@pytest.mark.slow
 def test_the_data_is_an_input_of_the_study_run_and_each_trial_run(tracked: TrackedStudy) -> None:
     _, study, trials = runs_of(tracked.uri, "tracked")
     assert len(trials) == tracked.spec.search.num_samples
