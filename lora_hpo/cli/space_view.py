@@ -130,7 +130,12 @@ def memory(spec: StudySpec) -> dict[str, Any]:
     """``memory_line``'s numbers, in bytes; ``estimated: false`` when the model is not here."""
     import dataclasses
 
-    from lora_hpo.spec.memory_estimate import describe_memory, estimate_for, planned_dtype
+    from lora_hpo.spec.memory_estimate import (
+        describe_memory,
+        estimate_for,
+        packed_estimate,
+        planned_dtype,
+    )
     from lora_hpo.spec.space_params import bounds
 
     shape = _shape(spec)
@@ -150,12 +155,7 @@ def memory(spec: StudySpec) -> dict[str, Any]:
         "total_bytes": e.total,
     }
     k = spec.search.pack
-    if k > 1:  # one base, k adapters with their optimizer state and their micro-batches
-        packed = dataclasses.replace(
-            e,
-            adapter=k * e.adapter,
-            activations=k * e.activations,
-            activations_checkpointed=k * e.activations_checkpointed,
-        )
+    if k > 1:
+        packed = packed_estimate(e, k)
         out["pack"] = {"size": k, "total_bytes": packed.total, "unpacked_total_bytes": k * e.total}
     return out

@@ -175,6 +175,16 @@ def estimate_for(spec: StudySpec, shape: Shape, labels: int = 0) -> Estimate:
     )
 
 
+def packed_estimate(e: Estimate, k: int) -> Estimate:
+    """A pack of ``k``: one base, k adapters with their optimizer state and micro-batches."""
+    return dataclasses.replace(
+        e,
+        adapter=k * e.adapter,
+        activations=k * e.activations,
+        activations_checkpointed=k * e.activations_checkpointed,
+    )
+
+
 def describe_memory(spec: StudySpec, shape: Shape, labels: int = 0) -> str:
     e = estimate_for(spec, shape, labels)
     r = int(bounds(spec.space.r)[1])
@@ -183,13 +193,8 @@ def describe_memory(spec: StudySpec, shape: Shape, labels: int = 0) -> str:
     )
     line = e.line(dtype, r, spec.training.batch_size, spec.data.max_length)
     k = spec.search.pack
-    if k > 1:  # one base, k adapters with their optimizer state and their micro-batches
-        packed = dataclasses.replace(
-            e,
-            adapter=k * e.adapter,
-            activations=k * e.activations,
-            activations_checkpointed=k * e.activations_checkpointed,
-        )
+    if k > 1:
+        packed = packed_estimate(e, k)
         alone = k * e.total / MiB
         line += f"; per pack of {k}: {packed.total / MiB:,.0f} MiB ({k} unpacked: {alone:,.0f} MiB)"
     return line
