@@ -37,9 +37,13 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_FITTING = threading.Event()  # a study's ``fit`` runs: its SIGINT handler is Tune's, wrapped
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     handler = signal.getsignal(signal.SIGINT)
-    if not callable(handler) or handler is signal.default_int_handler:
+    # outside a study's fit, a SIGINT handler may be one that an earlier Tune run left behind
+    if not _FITTING.is_set() or not callable(handler) or handler is signal.default_int_handler:
         raise Interrupted(signum)
     handler(signum, frame)  # Tune's graceful stop (noted by StopOnSignal), or the caller's
 
@@ -97,8 +101,10 @@ class StopOnSignal(Callback):  # type: ignore[misc]
         main = threading.current_thread() is threading.main_thread()
         sigs = (signal.SIGINT, signal.SIGUSR1) if main else ()
         saved = {s: signal.getsignal(s) for s in sigs}
+        _FITTING.set()
         try:
             yield
         finally:
+            _FITTING.clear()
             for s, handler in saved.items():
                 signal.signal(s, handler)
