@@ -129,7 +129,7 @@ def test_mlflow_models_serve_answers_invocations(
         while not _ping(f"{base}/ping"):
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() - t0 < SERVE_TIMEOUT_S, "no /ping answer in time"
-            time.sleep(0.5)
+            time.sleep(0.5)  # the pause between polls of the condition
         body = {
             "dataframe_split": {"columns": ["prompt"], "data": [[p] for p in prompts]},
             "params": {"max_new_tokens": NEW_TOKENS},

@@ -110,7 +110,7 @@ def test_a_lease_no_one_renews_is_taken_once_stale_and_a_retry_waits_for_a_live_
     t0 = time.monotonic()
     with hold_study(where, "retry", stale_s=1.5, say=lambda _: None):
         waited = time.monotonic() - t0
-    assert 1.5 <= waited < 10, waited
+    assert waited >= 1.5, waited  # it took the lease only once stale, not before
     with hold_study(where, "retry", heartbeat_s=0.2):  # alive: heartbeats every 0.2 s
         t0 = time.monotonic()
         retry = hold_study(where, "retry", wait_s=3, stale_s=1.5, say=lambda _: None)
@@ -127,6 +127,6 @@ def test_a_driver_whose_lease_was_taken_stops_as_on_sigterm(s3: S3) -> None:
     with pytest.raises(Interrupted) as stopped, sigterm_stops_gracefully(), held:
         _lease(s3, "taken", heartbeat=time.time(), token="another")
         while time.monotonic() < deadline:  # until the heartbeat thread stops this one
-            time.sleep(0.05)
+            time.sleep(0.05)  # the signal's handler runs between these short sleeps
     assert stopped.value.signum == signal.SIGTERM
     assert any("lost the study's lease" in line and "pod-a" in line for line in told), told
