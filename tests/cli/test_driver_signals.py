@@ -75,7 +75,7 @@ def test_a_second_driver_is_refused_while_the_first_runs_on(
     for part in ("study 'twice'", str(storage / "twice"), f"pid {first.pid}", "host ",
                  "lora-hpo stop", "lora-hpo resume", "frees itself"):  # fmt: skip
         assert part in err, (part, err)
-    assert "Traceback" not in err and refused_s < 15, refused_s  # before Ray starts
+    assert "Traceback" not in err and "Ray" not in err  # refused before Ray starts
     assert json.loads(second.stdout)["error"] in err
     assert rc == 0, (tmp_path / "driver.err").read_text()[-3000:]
     _check_summary(json.loads((tmp_path / "driver.out").read_text()), storage / "twice")
