@@ -44,6 +44,7 @@ STALE_S = 30.0  # a lease not rewritten for this long is taken for dead
 RETRY_WAIT_S = 120.0  # how long a retried job waits for a dead driver's hold to free
 SETTLE_S = 1.0  # a taken lease is read back after this long (the other taker's write lands)
 POLL_S = 0.5
+READS = 5  # attempts at a lease that does not parse before it counts as none
 Say = Callable[[str], None]
 
 
@@ -155,12 +156,22 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def holder(self) -> dict[str, Any] | None:
-        try:
-            with self.fs.open_input_stream(self.path) as src:
-                found = json.loads(bytes(src.read()).decode() or "null")
-        except (FileNotFoundError, ValueError):
-            return None
-        return found if isinstance(found, dict) else None
+        """The lease's owner; None when there is no lease. A lease that does not parse is read
+        again (a store without atomic replaces can serve one mid-write): taking a live
+        driver's lease for absent would stop that driver."""
+        for attempt in range(READS):
+            try:
+                with self.fs.open_input_stream(self.path) as src:
+                    found = json.loads(bytes(src.read()).decode() or "null")
+            except FileNotFoundError:
+                return None
+            except ValueError:
+                if attempt == READS - 1:
+                    return None  # written by no driver: nobody renews it either
+                time.sleep(POLL_S / 5)  # the pause before reading the lease again
+                continue
+            return found if isinstance(found, dict) else None
+        return None
 
     def _write(self) -> None:
         self.mine["heartbeat"] = time.time()

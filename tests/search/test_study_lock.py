@@ -113,7 +113,9 @@ def test_a_lease_no_one_renews_is_taken_once_stale_and_a_retry_waits_for_a_live_
     assert waited >= 1.5, waited  # it took the lease only once stale, not before
     with hold_study(where, "retry", heartbeat_s=0.2):  # alive: heartbeats every 0.2 s
         t0 = time.monotonic()
-        retry = hold_study(where, "retry", wait_s=3, stale_s=1.5, say=lambda _: None)
+        # stale_s well past wait_s: a loaded machine can delay the holder's 0.2-s heartbeats
+        # by a second or more, and a live lease must not look stale within the retry's wait
+        retry = hold_study(where, "retry", wait_s=3, stale_s=20, say=lambda _: None)
         with pytest.raises(UsageError, match="already being run"), retry:
             pass
         assert time.monotonic() - t0 >= 3
