@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.mlflow_server import (
     free_port,
     local_ray_with_token,
     shared_study,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -125,17 +125,18 @@ def test_mlflow_models_serve_answers_invocations(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        t0 = time.monotonic()
-        while not _ping(f"{base}/ping"):
+
+        def up() -> bool:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() - t0 < SERVE_TIMEOUT_S, "no /ping answer in time"
-            time.sleep(0.5)  # the pause between polls of the condition
+            return _ping(f"{base}/ping")
+
+        waited = wait_for(up, SERVE_TIMEOUT_S, "an answer to /ping")
         body = {
             "dataframe_split": {"columns": ["prompt"], "data": [[p] for p in prompts]},
             "params": {"max_new_tokens": NEW_TOKENS},
         }
         got = _post(f"{base}/invocations", body)
-        print(f"\nmlflow models serve: /ping after {time.monotonic() - t0:.1f} s")
+        print(f"\nmlflow models serve: /ping after {waited:.1f} s")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the group of the process this test started
         try:

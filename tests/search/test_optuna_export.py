@@ -6,10 +6,8 @@ serves the file."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pytest
 from lora_hpo.search.optuna_export import keep_optuna_study, optuna_url
 from lora_hpo.search.study_result import StudyResult, TrialSummary
 from lora_hpo.spec.spec_loader import parse_spec
+from tests.mlflow_server import free_port, wait_for
 
 
 def _trial(tid: str, status: str, value: float | None, lr: float) -> TrialSummary:
@@ -54,16 +53,19 @@ def test_outcomes_become_optuna_states_and_a_rewrite_holds_each_trial_once(
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _up(server: subprocess.Popen[bytes], url: str) -> bool:
+    assert server.poll() is None, "the dashboard exited"
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.mark.slow
 def test_optuna_dashboard_serves_the_kept_study(base_spec: dict[str, Any], tmp_path: Path) -> None:
     keep_optuna_study(_result(base_spec, tmp_path, [_trial("a", "completed", 0.9, 3e-4)]))
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).with_name("optuna-dashboard")), optuna_url(str(tmp_path))]
     server = subprocess.Popen(
         [*cmd, "--host", "127.0.0.1", "--port", str(port)],
@@ -71,15 +73,9 @@ def test_optuna_dashboard_serves_the_kept_study(base_spec: dict[str, Any], tmp_p
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline, studies = time.monotonic() + 60, None
-        while studies is None:
-            assert server.poll() is None and time.monotonic() < deadline, "dashboard not up"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as got:
-                    studies = json.load(got)["study_summaries"]
-            except OSError:
-                time.sleep(0.2)  # the pause between polls of the condition
-        (study,) = studies
+        wait_for(lambda: _up(server, f"http://127.0.0.1:{port}/api/studies"), 60, "the dashboard")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as got:
+            (study,) = json.load(got)["study_summaries"]
         assert study["study_name"] == "kept"
         url = f"http://127.0.0.1:{port}/api/studies/{study['study_id']}"
         with urllib.request.urlopen(url) as got:
